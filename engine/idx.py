@@ -1,0 +1,81 @@
+"""Read and write the IDX format of the MNIST files (unsigned bytes only).
+
+An IDX file is a 4-byte magic number (two zero bytes, a type code, the number of
+dimensions), one big-endian int32 per dimension, then the data in C order. Only the
+unsigned-byte type (0x08), which every file of MNIST and FashionMNIST uses, is
+supported.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError, MissingDataError
+
+_UBYTE = 0x08
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write ``array`` (uint8, 1 to 3 dimensions) to ``path`` atomically.
+
+    The bytes go to a temporary file beside ``path`` that replaces it only once it is
+    complete, so a crash never leaves a half-written file under the final name.
+    """
+    array = np.ascontiguousarray(array)
+    if array.dtype != np.uint8:
+        raise DataError(f"IDX files hold uint8 data; got {array.dtype} for {path}")
+    if not 1 <= array.ndim <= 3:
+        raise DataError(f"IDX files here hold 1 to 3 dimensions; got {array.ndim} for {path}")
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    header = struct.pack(">BBBB", 0, 0, _UBYTE, array.ndim)
+    header += struct.pack(f">{array.ndim}i", *array.shape)
+    with open(tmp, "wb") as f:
+        f.write(header)
+        f.write(array.tobytes())
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_idx(path: str | os.PathLike, *, mmap: bool = True) -> np.ndarray:
+    """Read an IDX file of unsigned bytes.
+
+    With ``mmap`` the data are memory-mapped read-only, so that reading the first rows
+    of a large file costs only those rows. A missing, truncated or malformed file raises
+    an error that names it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path} does not exist")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(4)
+        if len(head) < 4 or head[0] != 0 or head[1] != 0:
+            raise DataError(f"{path} is not an IDX file (bad magic number {head!r})")
+        if head[2] != _UBYTE:
+            raise DataError(f"{path} holds IDX type 0x{head[2]:02x}; only unsigned bytes (0x08) are supported")
+        ndim = head[3]
+        if not 1 <= ndim <= 3:
+            raise DataError(f"{path} declares {ndim} dimensions; expected 1 to 3")
+        dims_raw = f.read(4 * ndim)
+        if len(dims_raw) < 4 * ndim:
+            raise DataError(f"{path} is truncated inside its header")
+        shape = struct.unpack(f">{ndim}i", dims_raw)
+    offset = 4 + 4 * ndim
+    expected = offset + int(np.prod(shape, dtype=np.int64))
+    if size < expected:
+        raise DataError(
+            f"{path} is truncated: {size} bytes where its header {tuple(shape)} needs {expected}"
+        )
+    if size > expected:
+        raise DataError(f"{path} has {size - expected} bytes beyond its declared shape {tuple(shape)}")
+    if mmap:
+        return np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=tuple(shape))
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)

@@ -1,0 +1,1 @@
+"""Array math on numpy or CuPy arrays: no files, no pipeline knowledge."""

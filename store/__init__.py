@@ -1,0 +1,22 @@
+"""The run store: the Zarr layout of a run folder and resumable row-block writes."""
+
+from .layout import (
+    CHUNK_ROWS,
+    LAYERS,
+    REPRESENTATIONS,
+    STUDY_REPRESENTATIONS,
+    Representation,
+    array_key,
+    chunks_for,
+    labels_key,
+    layer_key,
+    original_key,
+    representation,
+)
+from .runstore import Progress, RunStore
+
+__all__ = [
+    "CHUNK_ROWS", "LAYERS", "REPRESENTATIONS", "STUDY_REPRESENTATIONS", "Representation",
+    "array_key", "chunks_for", "labels_key", "layer_key", "original_key", "representation",
+    "Progress", "RunStore",
+]

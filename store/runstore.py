@@ -1,0 +1,142 @@
+"""A run's Zarr v3 store: arrays that are filled in row blocks, resumably.
+
+Every array carries, in its attributes under ``repscope``, a *fingerprint* of what it is
+computed from (data checksums, checkpoint checksums, N, chunking), how many rows are
+written (``rows_done``, advanced only after a row block is fully written) and
+``complete`` (set only after the last row block). A kill at any moment therefore leaves
+either an array that says how far it got, or, if the kill hit its metadata write, one
+that does not open and is rebuilt. An array whose fingerprint differs from the one asked
+for is rebuilt from scratch rather than mixed with new rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from .layout import array_key, chunks_for, labels_key, representation
+
+log = logging.getLogger(__name__)
+
+_ATTR = "repscope"
+
+
+@dataclass
+class Progress:
+    """An array being filled: the zarr array, and how many rows of it are written."""
+
+    key: str
+    array: zarr.Array
+    rows_done: int
+    complete: bool
+
+
+def _normalise(obj: dict) -> dict:
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+class RunStore:
+    """The ``store.zarr`` of one run folder."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.root = zarr.open_group(str(self.path), mode="a", zarr_format=3)
+
+    # ------------------------------------------------------------------ writing
+
+    def prepare(
+        self,
+        key: str,
+        shape: tuple[int, ...],
+        dtype: str | np.dtype,
+        fingerprint: dict,
+        chunks: tuple[int, ...] | None = None,
+    ) -> Progress:
+        """Open ``key`` to resume it, or (re)create it when absent, unreadable or stale."""
+        fingerprint = _normalise(fingerprint)
+        chunks = chunks or chunks_for(shape)
+        state = self._state(key)
+        if state is not None:
+            array, info = state
+            same = (
+                info.get("fingerprint") == fingerprint
+                and tuple(array.shape) == tuple(shape)
+                and array.dtype == np.dtype(dtype)
+                and tuple(array.chunks) == tuple(chunks)
+            )
+            if same:
+                return Progress(key, array, int(info.get("rows_done", 0)), bool(info.get("complete", False)))
+            log.info("%s: made from other inputs or settings; rebuilding it", key)
+        array = self.root.create_array(
+            key, shape=shape, dtype=dtype, chunks=chunks, overwrite=True,
+            attributes={_ATTR: {"fingerprint": fingerprint, "rows_done": 0, "complete": False}},
+        )
+        return Progress(key, array, 0, False)
+
+    def commit_rows(self, progress: Progress, rows_done: int) -> None:
+        """Record that rows ``[0, rows_done)`` of the array are written."""
+        self._set(progress, rows_done=int(rows_done))
+        progress.rows_done = int(rows_done)
+
+    def mark_complete(self, progress: Progress) -> None:
+        """Mark the array complete; call only after every row is written."""
+        if progress.rows_done != progress.array.shape[0]:
+            raise RuntimeError(f"{progress.key}: {progress.rows_done} of {progress.array.shape[0]} rows written")
+        self._set(progress, complete=True)
+        progress.complete = True
+
+    def _set(self, progress: Progress, **values) -> None:
+        info = dict(progress.array.attrs[_ATTR])
+        info.update(values)
+        progress.array.attrs[_ATTR] = info
+
+    # ------------------------------------------------------------------ reading
+
+    def _state(self, key: str) -> tuple[zarr.Array, dict] | None:
+        try:
+            node = self.root[key]
+        except KeyError:
+            return None
+        except Exception as exc:  # metadata cut short by a kill: rebuild the array
+            log.warning("%s: metadata unreadable (%s); rebuilding it", key, exc)
+            return None
+        if not isinstance(node, zarr.Array) or _ATTR not in node.attrs:
+            return None
+        return node, dict(node.attrs[_ATTR])
+
+    def is_complete(self, key: str) -> bool:
+        state = self._state(key)
+        return state is not None and bool(state[1].get("complete"))
+
+    def array(self, key: str) -> zarr.Array:
+        """A complete array; a KeyError names it and the stage that writes it otherwise."""
+        state = self._state(key)
+        if state is None or not state[1].get("complete"):
+            raise KeyError(f"{self.path}/{key} is missing or incomplete; run `python -m engine extract` first")
+        return state[0]
+
+    def labels(self, dataset: str) -> np.ndarray:
+        """(N,) uint8 class labels of the extracted examples."""
+        return self.array(labels_key(dataset))[:]
+
+    def read_representation(
+        self, dataset: str, seed: int, network: str, name: str, rows: slice = slice(None)
+    ) -> np.ndarray:
+        """Representation ``name`` of ``network`` as a (rows, dims) float32 array.
+
+        ``original`` is the network's input, ``uint8 / 255``; a filter reads only its own
+        chunks; ``layerK/all`` reads the whole layer flattened channel-major.
+        """
+        rep = representation(name)
+        arr = self.array(array_key(dataset, seed, network, rep.array))
+        block = arr[rows] if rep.channel is None else arr[rows, rep.channel]
+        block = np.asarray(block).reshape(-1, rep.dims)
+        if rep.array == "original":
+            return block.astype(np.float32) / np.float32(255.0)
+        return block.astype(np.float32, copy=False)

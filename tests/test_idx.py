@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from engine.errors import DataError, MissingDataError
+from engine.idx import read_idx, write_idx
+
+
+@pytest.mark.parametrize("shape", [(0,), (5,), (3, 4), (2, 28, 28), (1, 1, 1)])
+@pytest.mark.parametrize("mmap", [True, False])
+def test_round_trip(tmp_path, shape, mmap):
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    write_idx(tmp_path / "f", a)
+    b = read_idx(tmp_path / "f", mmap=mmap)
+    assert b.dtype == np.uint8 and b.shape == a.shape
+    np.testing.assert_array_equal(b, a)
+    assert not (tmp_path / "f.partial").exists()
+
+
+def test_header_is_the_mnist_one(tmp_path):
+    write_idx(tmp_path / "labels", np.arange(3, dtype=np.uint8))
+    assert (tmp_path / "labels").read_bytes() == bytes([0, 0, 8, 1, 0, 0, 0, 3, 0, 1, 2])
+
+
+def test_truncated_file_names_itself(tmp_path):
+    path = tmp_path / "train-images-idx3-ubyte"
+    write_idx(path, np.ones((4, 28, 28), np.uint8))
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte is truncated"):
+        read_idx(path)
+
+
+def test_truncated_header(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(bytes([0, 0, 8, 3, 0, 0]))
+    with pytest.raises(DataError, match="inside its header"):
+        read_idx(path)
+
+
+def test_extra_bytes(tmp_path):
+    path = tmp_path / "x"
+    write_idx(path, np.ones(4, np.uint8))
+    with open(path, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(DataError, match="1 bytes beyond"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("head, message", [
+    (bytes([1, 0, 8, 1]), "bad magic"),
+    (bytes([0, 0, 0x0D, 1]), "type 0x0d"),
+    (bytes([0, 0, 8, 0]), "0 dimensions"),
+])
+def test_malformed(tmp_path, head, message):
+    path = tmp_path / "x"
+    path.write_bytes(head + bytes(8))
+    with pytest.raises(DataError, match=message):
+        read_idx(path)
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "x").write_bytes(b"")
+    with pytest.raises(DataError, match="bad magic"):
+        read_idx(tmp_path / "x")
+
+
+def test_missing(tmp_path):
+    with pytest.raises(MissingDataError, match="does not exist"):
+        read_idx(tmp_path / "nope")
+
+
+def test_write_rejects_other_dtypes(tmp_path):
+    with pytest.raises(DataError, match="uint8"):
+        write_idx(tmp_path / "x", np.ones(3, np.float32))
