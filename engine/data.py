@@ -160,7 +160,6 @@ def _record(spec: DatasetSpec, raw: Path, source: str, note: str = "") -> dict:
     sums = {}
     for name in (f for pair in IDX_FILES.values() for f in pair):
         sums[name] = sha256_file(raw / name)
-        log.info("%s: sha256 %s  %s", spec.name, sums[name], raw / name)
     manifest = {"dataset": spec.name, "source": source, "note": note, "sha256": sums}
     tmp = raw / (MANIFEST + ".partial")
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -420,6 +419,8 @@ def fetch(name: str, root: str | os.PathLike | None = None, source: str = "auto"
                 failures.append(f"{step}: no verified files in {raw}")
                 continue
             log.info("%s: data source: %s (%s)", spec.name, manifest["source"], raw)
+            for name, digest in manifest["sha256"].items():
+                log.info("%s: sha256 %s  %s", spec.name, digest, name)
             if manifest.get("note"):
                 log.warning("%s: %s", spec.name, manifest["note"])
             return manifest

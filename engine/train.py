@@ -59,8 +59,8 @@ def accuracy(model: StudyCNN, images: np.ndarray, labels: np.ndarray, device: st
     model.eval()
     correct = 0
     for start in range(0, len(images), batch):
-        x = to_input(torch.from_numpy(np.asarray(images[start:start + batch])).to(device))
-        y = torch.from_numpy(np.asarray(labels[start:start + batch])).to(device)
+        x = to_input(torch.from_numpy(np.array(images[start:start + batch])).to(device))
+        y = torch.from_numpy(np.array(labels[start:start + batch])).to(device)
         correct += int((model(x).logits.argmax(1) == y).sum())
     return correct / len(images)
 
@@ -74,8 +74,8 @@ def train_attempt(
         model = StudyCNN()
     initial = copy.deepcopy(model.state_dict())
     model.to(device)
-    images = torch.from_numpy(np.asarray(data.train_images[:n_train])).to(device)
-    labels = torch.from_numpy(np.asarray(data.train_labels[:n_train])).to(device=device, dtype=torch.long)
+    images = torch.from_numpy(np.array(data.train_images[:n_train])).to(device)
+    labels = torch.from_numpy(np.array(data.train_labels[:n_train])).to(device=device, dtype=torch.long)
     optimiser = torch.optim.SGD(model.parameters(), lr=spec.learning_rate, momentum=settings.momentum)
     shuffle = torch.Generator().manual_seed(seed)
     steps = -(-n_train // settings.batch_size)

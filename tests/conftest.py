@@ -11,6 +11,20 @@ import torch
 from engine.data import fetch
 
 
+def _cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` run where PyTorch sees a CUDA device and skip elsewhere."""
+    if _cuda_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> Path:
     """A data root holding both real data sets, fetched (or verified) once per session.

@@ -1,0 +1,35 @@
+# make run   set up a virtualenv (.venv) and run the main job
+# make test  set up the same virtualenv and run the tests
+# PY=python  use the active environment instead (the GPU workstation's conda env)
+
+VENV   ?= .venv
+PY     ?= $(VENV)/bin/python
+# The CPU build of PyTorch; a plain `torch` from PyPI is a CUDA build of several GB.
+TORCH  ?= torch==2.13.0
+OUT    ?= runs/main
+N      ?= 60000
+
+.PHONY: setup run test clean
+
+ifeq ($(PY),$(VENV)/bin/python)
+setup: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+else
+setup:
+	$(PY) -m pip install -q --no-deps -e .
+endif
+
+run: setup
+	$(PY) -m engine data fetch --dataset all
+	$(PY) -m engine extract --dataset all --n $(N) --out $(OUT)
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

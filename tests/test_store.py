@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+
+from store import (
+    CHUNK_ROWS, LAYERS, REPRESENTATIONS, STUDY_REPRESENTATIONS, RunStore, chunks_for, representation,
+)
+
+
+def test_the_study_has_22_representations_and_two_beyond():
+    names = [r.name for r in REPRESENTATIONS]
+    assert len(STUDY_REPRESENTATIONS) == 22
+    assert names[:2] == ["original", "layer1/filter1"] and names[20] == "layer2/filter16"
+    assert names[21:] == ["layer3", "layer1/all", "layer2/all"]
+    assert [r.dims for r in REPRESENTATIONS if r.channel == 0] == [144, 25]
+    assert representation("layer2/all").dims == 400 and representation("layer1/all").dims == 576
+    assert representation("layer3").depth == 3 and representation("original").dims == 784
+    with pytest.raises(KeyError, match="unknown representation 'layer4'"):
+        representation("layer4")
+
+
+def test_chunks_hold_one_filter():
+    assert chunks_for((60_000, *LAYERS["layer1"])) == (CHUNK_ROWS, 1, 12, 12)
+    assert chunks_for((60_000, 64)) == (CHUNK_ROWS, 64)
+    assert chunks_for((5, 16, 5, 5)) == (5, 1, 5, 5)
+    assert chunks_for((0,)) == (1,)
+
+
+def _attrs(store, key):
+    return json.loads((store.path / key / "zarr.json").read_text())["attributes"]["repscope"]
+
+
+def test_rows_and_completion_are_recorded(tmp_path):
+    store = RunStore(tmp_path / "s.zarr")
+    p = store.prepare("d/x", (5, 3), "float32", {"n": 5}, chunks=(2, 3))
+    assert (p.rows_done, p.complete) == (0, False)
+    p.array[0:2] = 1.0
+    store.commit_rows(p, 2)
+    with pytest.raises(RuntimeError, match="2 of 5 rows"):
+        store.mark_complete(p)
+    assert _attrs(store, "d/x")["rows_done"] == 2 and not store.is_complete("d/x")
+    with pytest.raises(KeyError, match="incomplete"):
+        store.array("d/x")
+    again = RunStore(tmp_path / "s.zarr").prepare("d/x", (5, 3), "float32", {"n": 5}, chunks=(2, 3))
+    assert again.rows_done == 2  # resumed, not rebuilt
+    again.array[2:5] = 2.0
+    store.commit_rows(again, 5)
+    store.mark_complete(again)
+    assert store.is_complete("d/x")
+    np.testing.assert_array_equal(store.array("d/x")[:, 0], [1, 1, 2, 2, 2])
+
+
+@pytest.mark.parametrize("change", [
+    dict(fingerprint={"n": 6}), dict(shape=(6, 3)), dict(dtype="float64"), dict(chunks=(3, 3)),
+])
+def test_stale_arrays_are_rebuilt(tmp_path, change):
+    store = RunStore(tmp_path / "s.zarr")
+    args = dict(shape=(5, 3), dtype="float32", fingerprint={"n": 5}, chunks=(2, 3))
+    p = store.prepare("x", **args)
+    p.array[:] = 7.0
+    store.commit_rows(p, 5)
+    store.mark_complete(p)
+    q = store.prepare("x", **{**args, **change})
+    assert (q.rows_done, q.complete) == (0, False)
+    assert not q.array[:].any(), "old chunks are gone"
+
+
+def test_unreadable_metadata_is_rebuilt(tmp_path):
+    store = RunStore(tmp_path / "s.zarr")
+    p = store.prepare("g/x", (4,), "uint8", {"n": 4}, chunks=(2,))
+    store.commit_rows(p, 2)
+    meta = tmp_path / "s.zarr" / "g" / "x" / "zarr.json"
+    meta.write_text(meta.read_text()[:40])  # a kill in the middle of a metadata write
+    q = RunStore(tmp_path / "s.zarr").prepare("g/x", (4,), "uint8", {"n": 4}, chunks=(2,))
+    assert q.rows_done == 0 and not q.complete
+
+
+def test_read_representation_reads_the_right_filter(tmp_path):
+    store = RunStore(tmp_path / "s.zarr")
+    rng = np.random.default_rng(0)
+    n = 7
+    layer1 = rng.random((n, *LAYERS["layer1"]), dtype=np.float32)
+    images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
+    for key, value in (("m/seed3/trained/layer1", layer1), ("m/original", images), ("m/labels", np.arange(n, dtype=np.uint8))):
+        p = store.prepare(key, value.shape, value.dtype, {})
+        p.array[:] = value
+        store.commit_rows(p, n)
+        store.mark_complete(p)
+    got = store.read_representation("m", 3, "trained", "layer1/filter3")
+    assert got.shape == (n, 144) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, layer1[:, 2].reshape(n, 144))
+    np.testing.assert_array_equal(store.read_representation("m", 3, "trained", "layer1/all"), layer1.reshape(n, 576))
+    np.testing.assert_array_equal(store.read_representation("m", 3, "untrained", "original", rows=slice(2, 4)),
+                                  images[2:4].astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(store.labels("m"), np.arange(n))
