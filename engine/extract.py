@@ -27,6 +27,7 @@ from .backend import torch_device
 from .config import STUDY_SEED, TrainSettings, dataset_spec
 from .data import load
 from .errors import SettingsError
+from .idx import read_rows
 from .model import Outputs, to_input
 from .runinfo import update_run_config
 from .train import NETWORKS, ensure_checkpoints, load_network
@@ -103,8 +104,8 @@ def extract(
         with tqdm(total=n, initial=start, desc=f"extract {spec.name}", unit="img", unit_scale=True) as bar:
             for a in range(start, n, CHUNK_ROWS):
                 b = min(a + CHUNK_ROWS, n)
-                x = np.array(data.train_images[a:b])
-                y = np.array(data.train_labels[a:b])
+                x = read_rows(data.train_images, a, b)
+                y = read_rows(data.train_labels, a, b)
                 with torch.inference_mode():
                     inputs = to_input(torch.from_numpy(x).to(device))
                     out = {name: net(inputs) for name, net in nets.items()}

@@ -79,3 +79,19 @@ def read_idx(path: str | os.PathLike, *, mmap: bool = True) -> np.ndarray:
     with open(path, "rb") as f:
         f.seek(offset)
         return np.frombuffer(f.read(), dtype=np.uint8).reshape(shape)
+
+
+def read_rows(array: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``[start, stop)`` of an array from ``read_idx``, as a fresh in-memory copy.
+
+    For a memory-mapped file the rows are read with plain file I/O, so that streaming
+    through a large file does not leave every page it touched in the resident set.
+    """
+    if not isinstance(array, np.memmap) or array.filename is None:
+        return np.array(array[start:stop])
+    stop = min(stop, array.shape[0])
+    row_bytes = int(np.prod(array.shape[1:], dtype=np.int64)) * array.itemsize
+    with open(array.filename, "rb") as f:
+        f.seek(array.offset + start * row_bytes)
+        raw = f.read(max(0, stop - start) * row_bytes)
+    return np.frombuffer(raw, dtype=array.dtype).reshape(-1, *array.shape[1:]).copy()

@@ -17,6 +17,18 @@ def test_round_trip(tmp_path, shape, mmap):
     assert not (tmp_path / "f.partial").exists()
 
 
+@pytest.mark.parametrize("start, stop", [(0, 5), (2, 4), (4, 9), (5, 5)])
+def test_read_rows_matches_slicing(tmp_path, start, stop):
+    from engine.idx import read_rows
+
+    a = np.random.default_rng(1).integers(0, 256, size=(5, 3, 2), dtype=np.uint8)
+    write_idx(tmp_path / "f", a)
+    for arr in (read_idx(tmp_path / "f"), read_idx(tmp_path / "f", mmap=False)):
+        got = read_rows(arr, start, stop)
+        assert got.flags.writeable and got.shape[1:] == (3, 2)
+        np.testing.assert_array_equal(got, a[start:stop])
+
+
 def test_header_is_the_mnist_one(tmp_path):
     write_idx(tmp_path / "labels", np.arange(3, dtype=np.uint8))
     assert (tmp_path / "labels").read_bytes() == bytes([0, 0, 8, 1, 0, 0, 0, 3, 0, 1, 2])

@@ -1,0 +1,83 @@
+"""Peak memory and wall time of extraction at two sizes, in one run, as JSON.
+
+Each size runs ``python -m engine extract`` in a fresh process against the same trained
+networks (trained once beforehand, outside the measurement) and a fresh store; the peak
+resident set size of that process comes from ``wait4``. The goal: the peak at
+N = 60 000 exceeds the peak at N = 5 000 by less than 200 MB, since extraction holds one
+batch, not N examples.
+
+    python benchmarks/extract_memory.py [--sizes 5000 60000] [--dataset mnist]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+LIMIT_MB = 200
+
+
+def _engine(args: list[str]) -> tuple[float, float]:
+    """Run ``python -m engine ARGS``; return (peak RSS in MB, wall seconds)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "-q", *args], cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"`python -m engine {' '.join(args)}` failed")
+    return usage.ru_maxrss / 1024, seconds  # ru_maxrss is in KiB on Linux
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 60_000])
+    parser.add_argument("--out", type=Path, default=RESULTS / "extract_memory.json")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="repscope-bench-") as tmp:
+        base = Path(tmp) / "base"
+        _engine(["train", "--dataset", args.dataset, "--out", str(base), "--backend", "cpu"])
+        rows = []
+        for n in args.sizes:
+            run = Path(tmp) / f"n{n}"
+            shutil.copytree(base / "checkpoints", run / "checkpoints")
+            peak, seconds = _engine(["extract", "--dataset", args.dataset, "--n", str(n),
+                                     "--out", str(run), "--backend", "cpu"])
+            rows.append({"n": n, "peak_rss_mb": round(peak, 1), "seconds": round(seconds, 2)})
+            print(f"N={n:>6}: peak RSS {peak:7.1f} MB, {seconds:6.1f} s", flush=True)
+
+    small, large = rows[0], rows[-1]
+    growth = large["peak_rss_mb"] - small["peak_rss_mb"]
+    result = {
+        "benchmark": "extract_memory",
+        "dataset": args.dataset,
+        "backend": "cpu",
+        "rows": rows,
+        "peak_rss_growth_mb": round(growth, 1),
+        "peak_rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
+        "n_ratio": large["n"] / small["n"],
+        "limit_mb": LIMIT_MB,
+        "within_limit": growth < LIMIT_MB,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"growth {growth:.1f} MB for {result['n_ratio']:.0f}x the examples "
+          f"({'within' if result['within_limit'] else 'OVER'} the {LIMIT_MB} MB limit); written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
