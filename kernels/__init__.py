@@ -1,1 +1,16 @@
-"""Array math on numpy or CuPy arrays: no files, no pipeline knowledge."""
+"""Array math on numpy or CuPy arrays: no files, no pipeline knowledge.
+
+Every kernel takes arrays of one module and answers in the same module; CuPy is
+imported only when CuPy arrays come in.
+"""
+
+from ._arrays import InputError
+from .centroids import CentroidStats, centroid_stats
+from .knn import KnnAccuracy, knn_accuracy, neighbours
+from .metrics import METRICS, separation_metrics
+from .pairs import PairSums, pair_sums
+
+__all__ = [
+    "InputError", "CentroidStats", "centroid_stats", "KnnAccuracy", "knn_accuracy", "neighbours",
+    "METRICS", "separation_metrics", "PairSums", "pair_sums",
+]

@@ -43,3 +43,9 @@ def fresh_torch_seed():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         yield
+
+
+@pytest.fixture()
+def cupy():
+    """CuPy, for tests marked ``gpu``."""
+    return pytest.importorskip("cupy")

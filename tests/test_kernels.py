@@ -1,0 +1,171 @@
+"""The kernels against the plain references of tests/reference.py.
+
+Tolerances (relative, on every sum): 1e-9 for float64 input, 1e-5 for float32 input.
+Counts must match exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pytest
+
+from tests import reference as ref
+from kernels import InputError, centroid_stats, knn_accuracy, pair_sums, separation_metrics
+
+RTOL = {np.float64: 1e-9, np.float32: 1e-5}
+SIZES = (2, 3, 17, 500, 2000)
+DIMS = (1, 2, 25, 784)
+PATTERNS = ("balanced", "unbalanced", "singleton", "one-class", "duplicates", "lattice")
+
+
+def make_data(n: int, d: int, pattern: str, dtype, seed: int = 0):
+    """Points and labels for one adversarial pattern."""
+    rng = np.random.default_rng(seed + 7919 * n + 31 * d)
+    x = rng.normal(size=(n, d))
+    y = rng.integers(0, 10, n)
+    if pattern == "unbalanced":
+        y = np.minimum(rng.geometric(0.5, n) - 1, 9)
+    elif pattern == "singleton":
+        y = rng.integers(0, 3, n)
+        y[n // 2] = 7  # a label with a single point
+    elif pattern == "one-class":
+        y = np.full(n, 4)
+    elif pattern == "duplicates":
+        x[n // 2:] = x[: n - n // 2]  # every point of the second half repeats one of the first
+        y[n // 2:] = np.roll(y[: n - n // 2], 1)
+    elif pattern == "lattice":
+        x = rng.integers(0, 3, size=(n, d)).astype(np.float64)  # many equal distances and duplicates
+    return x.astype(dtype), y.astype(np.int64)
+
+
+def cases():
+    for n in SIZES:
+        for d in DIMS:
+            patterns = PATTERNS if not (n == 2000 and d == 784) else ("balanced", "duplicates")
+            for pattern in patterns:
+                for dtype in (np.float64, np.float32):
+                    yield n, d, pattern, dtype
+
+
+@functools.lru_cache(maxsize=None)
+def expected_pairs(n, d, pattern, dtype):
+    return ref.pair_sums(*make_data(n, d, pattern, dtype))
+
+
+def assert_pairs(got, expected, rtol):
+    same, ns, diff, nd = expected
+    assert (int(got.same_count), int(got.diff_count)) == (ns, nd)
+    np.testing.assert_allclose(float(got.same_sum), same, rtol=rtol, atol=0)
+    np.testing.assert_allclose(float(got.diff_sum), diff, rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("n, d, pattern, dtype", list(cases()))
+def test_pair_sums(n, d, pattern, dtype):
+    x, y = make_data(n, d, pattern, dtype)
+    methods = ["blocked"] + (["numba"] if d <= 32 else [])
+    for method in methods:
+        assert_pairs(pair_sums(x, y, method=method), expected_pairs(n, d, pattern, dtype), RTOL[dtype])
+
+
+def test_blocks_smaller_than_the_data():
+    x, y = make_data(500, 25, "balanced", np.float64)
+    got = pair_sums(x, y, method="blocked", block_bytes=4096)  # one row per block
+    assert_pairs(got, expected_pairs(500, 25, "balanced", np.float64), 1e-9)
+
+
+@pytest.mark.parametrize("n", [2, 3, 17])
+def test_the_reference_agrees_with_the_pure_python_loop(n):
+    x, y = make_data(n, 3, "balanced", np.float64)
+    np.testing.assert_allclose(ref.pair_sums(x, y), ref.pair_sums_loops(x, y), rtol=1e-12)
+
+
+def test_identical_points_are_exactly_zero_apart_in_high_d():
+    x = np.tile(np.random.default_rng(1).normal(size=(1, 784)) * 1e3, (50, 1))
+    got = pair_sums(x, np.arange(50) % 2, method="blocked")
+    assert float(got.same_sum) == 0.0 and float(got.diff_sum) == 0.0
+
+
+@pytest.mark.parametrize("n, d, pattern, dtype", [c for c in cases() if c[0] <= 500])
+def test_centroid_stats(n, d, pattern, dtype):
+    x, y = make_data(n, d, pattern, dtype)
+    within, between = ref.centroid_stats(x, y)
+    got = centroid_stats(x, y)
+    np.testing.assert_allclose(float(got.within), within, rtol=RTOL[dtype])
+    if math.isnan(between):
+        assert math.isnan(float(got.between))
+    else:
+        np.testing.assert_allclose(float(got.between), between, rtol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("d", [2, 25, 784])
+@pytest.mark.parametrize("method", ["kdtree", "faiss", "exact"])
+def test_knn_matches_scikit_learn_on_tie_free_data(d, method):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    if method == "faiss":
+        pytest.importorskip("faiss")
+    rng = np.random.default_rng(d)
+    n = 1500
+    y = rng.integers(0, 10, n)
+    x = rng.normal(size=(n, d)) + 0.6 * y[:, None]  # separable enough for votes to mean something
+    got = knn_accuracy(x, y, 10, method=method)
+    expected = KNeighborsClassifier(n_neighbors=10).fit(x, y).score(x, y)
+    assert float(got.acc_knn) == expected
+    assert float(got.acc_knn_loo) == ref.knn_accuracy(x, y, 10, leave_out_self=True)
+
+
+@pytest.mark.parametrize("n, pattern", [(2, "balanced"), (3, "singleton"), (17, "one-class"), (40, "unbalanced")])
+def test_knn_small_and_adversarial(n, pattern):
+    x, y = make_data(n, 2, pattern, np.float64)
+    for method in ("kdtree", "exact"):
+        got = knn_accuracy(x, y, 10, method=method)
+        assert float(got.acc_knn) == ref.knn_accuracy(x, y, min(10, n), leave_out_self=False)
+        assert float(got.acc_knn_loo) == ref.knn_accuracy(x, y, min(10, n - 1), leave_out_self=True)
+
+
+def test_ties_go_to_the_smallest_label():
+    # Point 0 at the origin; its four neighbours: two of label 5, two of label 3.
+    x = np.array([[0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], dtype=np.float64)
+    y = np.array([9, 5, 5, 3, 3])
+    got = knn_accuracy(x, y, 4, method="exact")
+    assert float(got.acc_knn_loo) == ref.knn_accuracy(x, y, 4, leave_out_self=True)
+
+
+def test_separation_metrics_from_the_definitions():
+    x, y = make_data(300, 2, "unbalanced", np.float64)
+    m = separation_metrics(x, y)
+    same, ns, diff, nd = ref.pair_sums(x, y)
+    avg = (same + diff) / (ns + nd)
+    within, between = ref.centroid_stats(x, y)
+    expected = {
+        "avg": avg, "ds": same / ns / avg, "dd": diff / nd / avg, "cs": within / avg, "cd": between / avg,
+        "acc_knn": ref.knn_accuracy(x, y, 10, False), "acc_knn_loo": ref.knn_accuracy(x, y, 10, True),
+    }
+    assert list(m) == list(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(m[key], value, rtol=1e-9, err_msg=key)
+
+
+def test_one_class_gives_nan_where_no_pairs_exist():
+    x, y = make_data(20, 2, "one-class", np.float64)
+    m = separation_metrics(x, y)
+    assert math.isnan(m["dd"]) and math.isnan(m["cd"]) and m["ds"] == pytest.approx(1.0)
+    assert m["acc_knn"] == m["acc_knn_loo"] == 1.0
+
+
+@pytest.mark.parametrize("x, y, message", [
+    (np.zeros((1, 2)), np.zeros(1, int), "at least 2 points"),
+    (np.zeros((5, 2)), np.zeros(4, int), "4 labels for 5 points"),
+    (np.array([[0.0, np.nan], [1, 1]]), np.zeros(2, int), "NaN or Inf"),
+    (np.array([[0.0, np.inf], [1, 1]]), np.zeros(2, int), "NaN or Inf"),
+    (np.zeros((4, 2)), np.array([0.0, 1.0, 0.0, 1.0]), "integer dtype"),
+    (np.zeros((4, 2)), np.array([0.5, 1.0, 0.0, 1.0]), "labels must be integers"),
+    (np.zeros((4, 2, 2)), np.zeros(4, int), "2-D"),
+    (np.zeros(4), np.zeros(4, int), "2-D"),
+])
+def test_bad_input_is_named(x, y, message):
+    with pytest.raises(InputError, match=message):
+        separation_metrics(x, y)
