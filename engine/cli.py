@@ -1,4 +1,4 @@
-"""``python -m engine``: fetch data, train, extract."""
+"""``python -m engine``: fetch data, train, extract, score embeddings."""
 
 from __future__ import annotations
 
@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dataset", choices=choices, default="all")
     _add_common(train)
 
+    metrics = sub.add_parser("metrics", help="class-separation metrics of one embedding (.npy files)")
+    metrics.add_argument("embedding", type=Path, help="(N, d) array saved with numpy.save")
+    metrics.add_argument("labels", type=Path, help="(N,) integer array saved with numpy.save")
+    metrics.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote (default 10)")
+    metrics.add_argument("--json", action="store_true", help="print a JSON object")
+
     extract = sub.add_parser("extract", help="stream every representation of the first N examples into the store")
     extract.add_argument("--dataset", choices=choices, default="all")
     extract.add_argument("--n", type=int, default=TRAIN_SIZE, help=f"examples (1 to {TRAIN_SIZE}; default all)")
@@ -67,7 +73,44 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _load_npy(path: Path, what: str):
+    import numpy as np
+
+    from .errors import DataError, MissingDataError
+
+    if not path.is_file():
+        raise MissingDataError(f"{what} file {path} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{what} file {path} is not a readable .npy array ({exc}); save it with numpy.save") from None
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    import json
+
+    from kernels import METRICS, InputError, separation_metrics
+
+    from .errors import SettingsError
+
+    points = _load_npy(args.embedding, "embedding")
+    labels = _load_npy(args.labels, "labels")
+    try:
+        result = separation_metrics(points, labels, k=args.k)
+    except InputError as exc:
+        raise SettingsError(f"{args.embedding}, {args.labels}: {exc}") from None
+    if args.json:
+        print(json.dumps({k: (None if v != v else v) for k, v in result.items()}))  # NaN -> null
+    else:
+        width = max(map(len, METRICS))
+        for key in METRICS:
+            print(f"{key:<{width}}  {result[key]:.6f}")
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "metrics":
+        return _metrics(args)
     names = dataset_names(args.dataset)
     if args.command == "data":
         from .data import fetch

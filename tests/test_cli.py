@@ -4,12 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).parents[1]
 
 
-def _engine(*args, env_root=None):
+def _engine(*args):
     return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True)
 
 
@@ -38,3 +39,47 @@ def test_fetch_logs_the_source_and_checksums(data_root):
     proc = _engine("data", "fetch", "--root", str(data_root))
     assert proc.returncode == 0, proc.stderr
     assert "data source:" in proc.stderr and "sha256" in proc.stderr
+
+
+def _saved(tmp_path, **arrays):
+    paths = []
+    for name, value in arrays.items():
+        np.save(tmp_path / f"{name}.npy", value)
+        paths.append(str(tmp_path / f"{name}.npy"))
+    return paths
+
+
+def test_metrics_prints_every_metric(tmp_path):
+    import json
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    emb, lab = _saved(tmp_path, emb=rng.normal(size=(200, 2)) + y[:, None], lab=y)
+    proc = _engine("metrics", emb, lab)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == [
+        "avg", "ds", "dd", "cs", "cd", "acc_knn", "acc_knn_loo"]
+    proc = _engine("metrics", emb, lab, "--json", "--k", "5")
+    values = json.loads(proc.stdout)
+    assert list(values) == ["avg", "ds", "dd", "cs", "cd", "acc_knn", "acc_knn_loo"]
+    assert values["acc_knn"] >= values["acc_knn_loo"] > 0.5
+
+
+@pytest.mark.parametrize("emb, lab, message", [
+    (np.zeros((1, 2)), np.zeros(1, int), "at least 2 points"),
+    (np.zeros((5, 2)), np.zeros(4, int), "4 labels for 5 points"),
+    (np.full((3, 2), np.nan), np.zeros(3, int), "NaN or Inf"),
+    (np.zeros((3, 2)), np.zeros(3), "integer dtype"),
+    (np.zeros((3, 2, 2)), np.zeros(3, int), "2-D"),
+])
+def test_metrics_bad_input_is_one_clear_line(tmp_path, emb, lab, message):
+    proc = _engine("metrics", *_saved(tmp_path, emb=emb, lab=lab))
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_metrics_missing_or_foreign_file(tmp_path):
+    (tmp_path / "text.npy").write_text("not an array")
+    proc = _engine("metrics", str(tmp_path / "none.npy"), str(tmp_path / "text.npy"))
+    assert proc.returncode == 2 and "none.npy does not exist" in proc.stderr
+    proc = _engine("metrics", str(tmp_path / "text.npy"), str(tmp_path / "text.npy"))
+    assert proc.returncode == 2 and "not a readable .npy array" in proc.stderr
