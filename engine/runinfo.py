@@ -14,7 +14,8 @@ CONFIG = "config.json"
 def versions() -> dict[str, str]:
     """Versions of Python and of the libraries the run used (absent ones left out)."""
     out = {"python": platform.python_version()}
-    for dist in ("torch", "numpy", "zarr", "torchvision", "cupy", "cuml", "faiss-cpu", "umap-learn", "openTSNE"):
+    for dist in ("torch", "numpy", "zarr", "numba", "scikit-learn", "torchvision", "cupy-cuda12x", "cupy",
+                 "cuml-cu12", "cuml", "faiss-cpu", "faiss-gpu-cu12", "umap-learn", "openTSNE"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
