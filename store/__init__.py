@@ -8,6 +8,7 @@ from .layout import (
     Representation,
     array_key,
     chunks_for,
+    embedding_key,
     labels_key,
     layer_key,
     original_key,
@@ -17,6 +18,6 @@ from .runstore import Progress, RunStore
 
 __all__ = [
     "CHUNK_ROWS", "LAYERS", "REPRESENTATIONS", "STUDY_REPRESENTATIONS", "Representation",
-    "array_key", "chunks_for", "labels_key", "layer_key", "original_key", "representation",
+    "array_key", "chunks_for", "embedding_key", "labels_key", "layer_key", "original_key", "representation",
     "Progress", "RunStore",
 ]

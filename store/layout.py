@@ -7,6 +7,7 @@ This module is the one place that knows paths inside ``store.zarr``::
     <dataset>/seed<seed>/<network>/layer1            (N, 4, 12, 12) float32
     <dataset>/seed<seed>/<network>/layer2            (N, 16, 5, 5) float32
     <dataset>/seed<seed>/<network>/layer3            (N, 64) float32
+    <dataset>/seed<seed>/<network>/embeddings/<method>/<representation>   (N, 2) float32
 
 The seed level keeps the network pairs of several seeds side by side; labels and
 images do not depend on the seed and are stored once. Arrays with a filter axis are
@@ -102,6 +103,12 @@ def layer_key(dataset: str, seed: int, network: str, layer: str) -> str:
 def array_key(dataset: str, seed: int, network: str, array: str) -> str:
     """Key of a stored array: ``original`` is shared by networks and seeds."""
     return original_key(dataset) if array == "original" else layer_key(dataset, seed, network, array)
+
+
+def embedding_key(dataset: str, seed: int, network: str, method: str, name: str) -> str:
+    """Key of the (N, 2) embedding of representation ``name`` (``layer1/filter3`` nests)."""
+    representation(name)
+    return f"{dataset}/seed{seed}/{network}/embeddings/{method}/{name}"
 
 
 def chunks_for(shape: tuple[int, ...], chunk_rows: int = CHUNK_ROWS) -> tuple[int, ...]:

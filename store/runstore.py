@@ -91,10 +91,27 @@ class RunStore:
         self._set(progress, complete=True)
         progress.complete = True
 
+    def annotate(self, key: str, **values) -> None:
+        """Record extra facts about array ``key`` (timings, parameters, results) in its attributes."""
+        state = self._state(key)
+        if state is None:
+            raise KeyError(f"{self.path}/{key} does not exist")
+        array, info = state
+        array.attrs[_ATTR] = {**info, **values}
+
+    def info(self, key: str) -> dict | None:
+        """The recorded attributes of array ``key`` (fingerprint, rows, completion and extras)."""
+        state = self._state(key)
+        return None if state is None else state[1]
+
+    def ensure_groups(self, *paths: str) -> None:
+        """Create groups (and their parents) before parallel writers add arrays under them."""
+        for path in paths:
+            self.root.require_group(path)
+
     def _set(self, progress: Progress, **values) -> None:
-        info = dict(progress.array.attrs[_ATTR])
-        info.update(values)
-        progress.array.attrs[_ATTR] = info
+        current = self.info(progress.key) or {}  # re-read: another handle may have annotated it
+        progress.array.attrs[_ATTR] = {**current, **values}
 
     # ------------------------------------------------------------------ reading
 
@@ -110,9 +127,12 @@ class RunStore:
             return None
         return node, dict(node.attrs[_ATTR])
 
-    def is_complete(self, key: str) -> bool:
+    def is_complete(self, key: str, fingerprint: dict | None = None) -> bool:
+        """Whether ``key`` is complete (and, if given, made from ``fingerprint``)."""
         state = self._state(key)
-        return state is not None and bool(state[1].get("complete"))
+        if state is None or not state[1].get("complete"):
+            return False
+        return fingerprint is None or state[1].get("fingerprint") == _normalise(fingerprint)
 
     def array(self, key: str) -> zarr.Array:
         """A complete array; a KeyError names it and the stage that writes it otherwise."""

@@ -1,0 +1,91 @@
+"""Evaluation: the metrics of every embedding (and, on request, of every representation
+itself) gathered into ``metrics.csv``, and the study's tables written from it.
+
+Embedding metrics are computed by the jobs and read back from the store; a job made
+with another k is scored again here. Representation-space metrics are computed here
+and kept in the attributes of the array they were read from, so a rerun does not
+repeat them and a rebuilt array drops them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from kernels import separation_metrics
+from store import RunStore, array_key, representation
+
+from .jobs import STORE, JobKey
+from .tables import write_metrics_csv, write_tables
+
+log = logging.getLogger(__name__)
+
+METRICS_CSV = "metrics.csv"
+TABLES = "tables"
+
+
+def _row(key: JobKey, network: str, space: str, n: int, k: int, metrics: dict) -> dict:
+    return {"dataset": key.dataset, "seed": key.seed, "network": network,
+            "method": key.method if space == "embedding" else "none", "space": space,
+            "representation": key.representation, "in_study": key.in_study, "n": n, "k": k,
+            **{m: float(v) for m, v in metrics.items() if m != "k"}}
+
+
+def _embedding_metrics(store: RunStore, key: JobKey, k: int) -> dict | None:
+    info = store.info(key.store_key)
+    if info is None or not info.get("complete"):
+        return None
+    metrics = info.get("metrics") or {}
+    if metrics.get("k") != k:
+        metrics = {"k": k, **separation_metrics(store.array(key.store_key)[:], store.labels(key.dataset), k=k)}
+        store.annotate(key.store_key, metrics=metrics)
+    return metrics
+
+
+def _representation_metrics(store: RunStore, key: JobKey, k: int) -> dict:
+    source = array_key(key.dataset, key.seed, key.network, representation(key.representation).array)
+    cache = (store.info(source) or {}).get("representation_metrics", {})
+    cached = cache.get(key.representation)
+    if cached is None or cached.get("k") != k:
+        x = store.read_representation(key.dataset, key.seed, key.network, key.representation)
+        cached = {"k": k, **separation_metrics(x, store.labels(key.dataset), k=k)}
+        store.annotate(source, representation_metrics={**cache, key.representation: cached})
+    return cached
+
+
+def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k: int = 10) -> Path:
+    """Write ``metrics.csv`` and the tables for ``jobs``; return the csv's path.
+
+    Jobs whose embedding is missing are left out with a warning (the embed stage makes them).
+    """
+    run_dir = Path(run_dir)
+    store = RunStore(run_dir / STORE)
+    rows, missing = [], []
+    if "embedding" in spaces:
+        for key in tqdm(jobs, desc="evaluate embeddings", unit="job", leave=False):
+            metrics = _embedding_metrics(store, key, k)
+            if metrics is None:
+                missing.append(key.id)
+                continue
+            n = len(store.labels(key.dataset))
+            networks = ("trained", "untrained") if key.representation == "original" else (key.network,)
+            rows += [_row(key, network, "embedding", n, k, metrics) for network in networks]
+    if "representation" in spaces:
+        seen = set()
+        for key in tqdm(jobs, desc="evaluate representations", unit="rep", leave=False):
+            if (key.dataset, key.seed, key.network, key.representation) in seen:
+                continue
+            seen.add((key.dataset, key.seed, key.network, key.representation))
+            metrics = _representation_metrics(store, key, k)
+            n = len(store.labels(key.dataset))
+            networks = ("trained", "untrained") if key.representation == "original" else (key.network,)
+            rows += [_row(key, network, "representation", n, k, metrics) for network in networks]
+    if missing:
+        log.warning("%d embeddings are missing and left out of metrics.csv (first: %s); run the embed stage",
+                    len(missing), missing[0])
+    path = write_metrics_csv(rows, run_dir / METRICS_CSV)
+    tables = write_tables(rows, run_dir / TABLES)
+    log.info("metrics.csv: %d rows; %d table files in %s", len(rows), len(tables), run_dir / TABLES)
+    return path

@@ -1,0 +1,125 @@
+"""The order of work: fetch, train, extract, embed, evaluate; each stage skips what is done.
+
+``run(settings, stages)`` decides the backends once (and logs them), records the
+settings and decisions in ``config.json``, then runs the stages asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from store import RunStore
+
+from .backend import torch_device
+from .data import fetch, load
+from .embedders import EMBEDDERS, choose_embedder
+from .extract import extract
+from .jobs import STORE, JobKey, JobSettings, is_done, job_list
+from .runinfo import update_run_config
+from .scheduler import run_jobs
+from .settings import RunSettings, default_workers
+from .train import ensure_checkpoints
+
+log = logging.getLogger(__name__)
+
+STAGES = ("fetch", "train", "extract", "embed", "evaluate")
+
+
+def decide(settings: RunSettings) -> dict:
+    """Which implementation serves each part; logged once and recorded."""
+    embedders = {m: choose_embedder(m, settings.backend, settings.tsne_embedder if m == "tsne" else None).name
+                 for m in settings.methods}
+    gpu_embedders = any(EMBEDDERS[name].device == "cuda" for name in embedders.values())
+    workers = settings.workers if settings.workers is not None else default_workers(gpu_embedders)
+    import os
+
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    decisions = {"embedders": embedders, "workers": workers, "threads_per_worker": threads,
+                 "kernels": "cupy" if gpu_embedders else "numpy"}
+    for method, name in embedders.items():
+        cls = EMBEDDERS[name]
+        log.info("%s: %s (%s, %s)", method, cls.library, name, cls.device)
+    log.info("jobs: %d worker(s), %d thread(s) each; metrics on %s", workers, threads, decisions["kernels"])
+    return decisions
+
+
+def jobs_for(settings: RunSettings) -> list[JobKey]:
+    return job_list(settings.datasets, settings.seeds, settings.methods, settings.representations)
+
+
+def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
+    """Run ``stages`` of ``settings``; return a summary (paths, timings, failures)."""
+    out = settings.out
+    out.mkdir(parents=True, exist_ok=True)
+    decisions = decide(settings) if {"embed"} & set(stages) else {}
+    update_run_config(out, {"settings": settings.as_record(), **({"backend": decisions} if decisions else {})})
+    log.info("run %s: preset %s, N=%d, datasets %s, methods %s, seeds %s, backend %s",
+             out, settings.preset, settings.n, ",".join(settings.datasets), ",".join(settings.methods),
+             ",".join(map(str, settings.seeds)), settings.backend)
+    timings, summary = {}, {"out": str(out)}
+
+    def stage(name, fn):
+        if name not in stages:
+            return None
+        started = time.perf_counter()
+        result = fn()
+        timings[name] = round(time.perf_counter() - started, 2)
+        update_run_config(out, {"timings": {name: timings[name]}})
+        return result
+
+    stage("fetch", lambda: [fetch(d, settings.data_root) for d in settings.datasets])
+    if {"train", "extract"} & set(stages):
+        device = torch_device(settings.backend)
+
+        def train_all():
+            for seed in settings.seeds:
+                for d in settings.datasets:
+                    ensure_checkpoints(out, load(d, settings.data_root), seed, device=device)
+
+        def extract_all():
+            for seed in settings.seeds:
+                for d in settings.datasets:
+                    extract(out, d, settings.n, seed=seed, data_root=settings.data_root, backend=settings.backend)
+
+        stage("train", train_all)
+        stage("extract", extract_all)
+    jobs = jobs_for(settings)
+    job_settings = JobSettings(embedders=decisions.get("embedders", {}), threads=decisions.get("threads_per_worker", 1),
+                               k=settings.k)
+
+    def embed_all():
+        store = RunStore(out / STORE)
+        store.ensure_groups(*sorted({k.store_key.rsplit("/", 1)[0] for k in jobs}))
+        n = {d: len(store.labels(d)) for d in settings.datasets}
+        todo = [k for k in jobs if not is_done(store, k, job_settings, n[k.dataset])]
+        log.info("embed: %d jobs, %d complete, %d to run", len(jobs), len(jobs) - len(todo), len(todo))
+        outcomes = run_jobs(out, todo, job_settings, workers=decisions["workers"], timeout=settings.job_timeout,
+                            done=len(jobs) - len(todo), total=len(jobs))
+        _record_job_times(out, store, jobs)
+        return [o for o in outcomes if o.error]
+
+    failures = stage("embed", embed_all) or []
+    if "evaluate" in stages:
+        from .evaluate import evaluate
+
+        summary["metrics"] = str(stage("evaluate", lambda: evaluate(out, jobs, settings.spaces, settings.k)))
+    summary["timings"] = timings
+    if failures:
+        from .errors import EngineError
+
+        listing = "; ".join(f"{o.key.id}: {o.error}" for o in failures[:5])
+        raise EngineError(f"{len(failures)} of {len(jobs)} embedding jobs failed ({listing}); the others are "
+                          "complete and kept, and a rerun retries only the failed ones")
+    return summary
+
+
+def _record_job_times(out: Path, store: RunStore, jobs: list[JobKey]) -> None:
+    """``jobs.csv``: every job's embedder and wall time, from the store (so it spans reruns)."""
+    lines = ["job,embedder,seconds"]
+    for key in jobs:
+        info = store.info(key.store_key) or {}
+        if info.get("complete"):
+            lines.append(f"{key.id},{info['fingerprint'].get('embedder', '')},{info.get('seconds', '')}")
+    (out / "jobs.csv").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,143 @@
+"""The local scheduler: a pool of worker processes, one progress bar, per-job timeouts.
+
+Workers are started once (spawned, so no thread state is inherited) and pay the
+one-time costs there: umap-learn compiles its numba code for about half a minute in
+every new process, so a worker warms it up before its first job, never per job. At
+most one job per worker is in flight, so a job's start is its submission; a job that
+outlives the timeout (cuML t-SNE has hung on some inputs) takes the pool down with it
+and is reported as failed, and the other jobs in flight go to a fresh pool. A job that
+raises is reported and the others go on; a rerun retries whatever is not complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .jobs import JobKey, JobSettings, run_job
+
+log = logging.getLogger(__name__)
+
+#: A job that kills its worker (out of memory, a crash) is tried this many times.
+MAX_ATTEMPTS = 2
+
+
+@dataclass
+class Outcome:
+    key: JobKey
+    seconds: float | None = None
+    error: str | None = None
+
+
+def quiet_libraries(level: int) -> None:
+    """The embedders log every step at INFO; keep the run's log to its own decisions."""
+    for name in ("openTSNE", "umap", "pynndescent", "numba"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def _init_worker(threads: int, warm_umap: bool, log_level: int) -> None:
+    os.environ["NUMBA_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    quiet_libraries(log_level)
+    if warm_umap:
+        from .embedders import UmapLearn
+
+        UmapLearn.warm_up()
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    # concurrent.futures has no public way to stop a running task; its processes are known.
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_jobs(run_dir: str | Path, jobs: list[JobKey], settings: JobSettings, *, workers: int,
+             timeout: float, done: int = 0, total: int | None = None) -> list[Outcome]:
+    """Run ``jobs`` (none of them complete yet); return one Outcome per job.
+
+    ``workers=0`` runs them one after another in this process. ``done``/``total`` set
+    the progress bar when complete jobs were filtered out beforehand.
+    """
+    total = len(jobs) + done if total is None else total
+    outcomes: list[Outcome] = []
+    with tqdm(total=total, initial=done, desc="embed", unit="job", smoothing=0.1) as bar:
+        def finish(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            bar.update()
+            bar.set_postfix_str(outcome.key.id if outcome.error is None else f"FAILED {outcome.key.id}")
+            if outcome.error:
+                log.error("job %s failed: %s", outcome.key.id, outcome.error)
+
+        if workers == 0:
+            quiet_libraries(logging.getLogger().level)
+            for key in jobs:
+                started = time.perf_counter()
+                try:
+                    run_job(run_dir, key, settings)
+                    finish(Outcome(key, time.perf_counter() - started))
+                except Exception as exc:  # one failed job must not stop the others
+                    finish(Outcome(key, error=f"{type(exc).__name__}: {exc}"))
+            return outcomes
+        _run_pool(run_dir, list(jobs), settings, workers, timeout, finish)
+    return outcomes
+
+
+def _run_pool(run_dir, queue: list[JobKey], settings: JobSettings, workers: int, timeout: float, finish) -> None:
+    warm = any(settings.embedders.get(k.method) == "umap-learn" for k in queue)
+    context = multiprocessing.get_context("spawn")
+    attempts: dict[JobKey, int] = {}
+    queue.reverse()  # pop() from the end keeps the original order
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                                   initargs=(settings.threads, warm, logging.getLogger().level))
+
+    pool = new_pool()
+    in_flight: dict = {}
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < workers:
+                key = queue.pop()
+                attempts[key] = attempts.get(key, 0) + 1
+                in_flight[pool.submit(run_job, run_dir, key, settings)] = (key, time.monotonic())
+            finished, _ = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+            broken = False
+            for future in finished:
+                key, started = in_flight.pop(future)
+                try:
+                    future.result()
+                    finish(Outcome(key, time.monotonic() - started))
+                except BrokenProcessPool:
+                    broken = True
+                    if attempts[key] < MAX_ATTEMPTS:
+                        queue.append(key)
+                    else:
+                        finish(Outcome(key, error="its worker process died (out of memory or a crash), twice"))
+                except Exception as exc:
+                    finish(Outcome(key, error=f"{type(exc).__name__}: {exc}"))
+            now = time.monotonic()
+            overdue = [f for f, (_, started) in in_flight.items() if now - started > timeout]
+            if overdue or broken:
+                _kill(pool)
+                for future, (key, _) in list(in_flight.items()):
+                    if future in overdue:
+                        finish(Outcome(key, error=f"timed out after {timeout:g} s; the worker was stopped"))
+                    else:
+                        queue.append(key)  # in flight beside the culprit: try again
+                in_flight.clear()
+                pool = new_pool()
+    finally:
+        if in_flight:
+            _kill(pool)
+        else:
+            pool.shutdown(wait=True)

@@ -1,0 +1,147 @@
+"""``metrics.csv`` and the study's tables (CSV, Markdown, LaTeX) written from it.
+
+Per dataset, method and layer one table: a row per filter (and, for the filter layers,
+a row with their mean), a column per metric, each cell ``trained / untrained`` to
+4 decimals; with several seeds the cells are means and a companion ``-std`` table holds
+the standard deviations. The whole-layer representations beyond the study get their
+own table (``beyond-study``), never mixed into the study's.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from kernels import METRICS
+from store import REPRESENTATIONS
+
+COLUMNS = ("dataset", "seed", "network", "method", "space", "representation", "in_study", "n", "k", *METRICS)
+#: Table name -> its rows, in order.
+LAYER_TABLES = {
+    "original": ["original"],
+    "layer1": [r.name for r in REPRESENTATIONS if r.array == "layer1" and r.channel is not None],
+    "layer2": [r.name for r in REPRESENTATIONS if r.array == "layer2" and r.channel is not None],
+    "layer3": ["layer3"],
+    "beyond-study": [r.name for r in REPRESENTATIONS if not r.in_study],
+}
+MEAN_ROW = "mean of filters"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_metrics_csv(rows: list[dict], path: Path) -> Path:
+    """All rows, sorted, floats at full precision (a rerun with the same results gives the same bytes)."""
+    order = {name: i for i, name in enumerate(r.name for r in REPRESENTATIONS)}
+    rows = sorted(rows, key=lambda r: (r["dataset"], r["seed"], r["space"], r["method"], r["network"],
+                                       order[r["representation"]]))
+    lines = [",".join(COLUMNS)]
+    for row in rows:
+        cells = []
+        for col in COLUMNS:
+            value = row[col]
+            cells.append(f"{value:.17g}" if isinstance(value, float) else str(value))
+        lines.append(",".join(cells))
+    _atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def read_metrics_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row["seed"], row["n"], row["k"] = int(row["seed"]), int(row["n"]), int(row["k"])
+        row["in_study"] = row["in_study"] == "True"
+        for m in METRICS:
+            row[m] = float(row[m])
+    return rows
+
+
+def _fmt(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.4f}"
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return math.nan, math.nan
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def _tex(text: str) -> str:
+    return text.replace("_", r"\_")
+
+
+def _render(title: str, header: list[str], body: list[list[str]]) -> dict[str, str]:
+    csv_text = "\n".join(",".join(f'"{c}"' if "," in c else c for c in row) for row in [header, *body]) + "\n"
+    md = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(row) + " |" for row in body]
+    tex = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_tex(title)}}}",
+           r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}", r"\toprule",
+           " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+    tex += [" & ".join(_tex(c) for c in row) + r" \\" for row in body]
+    tex += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return {"csv": csv_text, "md": "\n".join(md) + "\n", "tex": "\n".join(tex) + "\n"}
+
+
+def study_tables(rows: list[dict]) -> dict[tuple, dict]:
+    """{(dataset, space, method, table, statistic): {"title", "header", "body"}} from metrics rows."""
+    values = defaultdict(list)  # (dataset, space, method, rep, network, metric) -> per-seed values
+    seeds = defaultdict(set)
+    for row in rows:
+        for m in METRICS:
+            values[row["dataset"], row["space"], row["method"], row["representation"], row["network"], m].append(row[m])
+        seeds[row["dataset"], row["space"], row["method"]].add(row["seed"])
+    tables = {}
+    for (dataset, space, method), seed_set in sorted(seeds.items()):
+        statistics = ("mean", "std") if len(seed_set) > 1 else ("mean",)
+        for table, names in LAYER_TABLES.items():
+            present = [n for n in names if values.get((dataset, space, method, n, "trained", METRICS[0]))]
+            if not present:
+                continue
+            for stat in statistics:
+                body = []
+                row_names = present + ([MEAN_ROW] if len(present) > 1 and table != "beyond-study" else [])
+                for name in row_names:
+                    cells = [name]
+                    for m in METRICS:
+                        pair = []
+                        for network in ("trained", "untrained"):
+                            if name == MEAN_ROW:  # per seed, the mean over filters; then over seeds
+                                per_filter = [values[dataset, space, method, f, network, m] for f in present]
+                                series = list(np.mean(np.asarray(per_filter, dtype=np.float64), axis=0))
+                            else:
+                                series = values[dataset, space, method, name, network, m]
+                            pair.append(_stats(series)[0 if stat == "mean" else 1])
+                        cells.append(f"{_fmt(pair[0])} / {_fmt(pair[1])}")
+                    body.append(cells)
+                what = method if space == "embedding" else "representation space"
+                label = "" if stat == "mean" else ", standard deviation"
+                n_seeds = f", {len(seed_set)} seeds" if len(seed_set) > 1 else ""
+                title = f"{dataset}, {what}, {table} (trained / untrained{label}{n_seeds})"
+                tables[dataset, space, method, table, stat] = {
+                    "title": title, "header": ["representation", *METRICS], "body": body}
+    return tables
+
+
+def write_tables(rows: list[dict], out: Path) -> list[Path]:
+    """Write every table as CSV, Markdown and LaTeX under ``out``; return the paths."""
+    paths = []
+    for (dataset, space, method, table, stat), t in study_tables(rows).items():
+        folder = out / dataset / (method if space == "embedding" else "representation")
+        stem = table if stat == "mean" else f"{table}-std"
+        for ext, text in _render(t["title"], t["header"], t["body"]).items():
+            path = folder / f"{stem}.{ext}"
+            _atomic_write(path, text)
+            paths.append(path)
+    return paths
+
