@@ -7,7 +7,8 @@ PY     ?= $(VENV)/bin/python
 # The CPU build of PyTorch; a plain `torch` from PyPI is a CUDA build of several GB.
 TORCH  ?= torch==2.13.0
 OUT    ?= runs/main
-N      ?= 60000
+# auto: the paper preset (N = 5 000) on a CPU machine, full (N = 60 000) where the GPU backend is there
+PRESET ?= auto
 
 .PHONY: setup run test clean
 
@@ -25,8 +26,7 @@ setup:
 endif
 
 run: setup
-	$(PY) -m engine data fetch --dataset all
-	$(PY) -m engine extract --dataset all --n $(N) --out $(OUT)
+	$(PY) -m engine run --preset $(PRESET) --out $(OUT)
 
 test: setup
 	$(PY) -m pytest
