@@ -13,30 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from _common import RESULTS, machine, run_engine, timestamp
+
 LIMIT_MB = 200
-
-
-def _engine(args: list[str]) -> tuple[float, float]:
-    """Run ``python -m engine ARGS``; return (peak RSS in MB, wall seconds)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "-q", *args], cwd=ROOT)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"`python -m engine {' '.join(args)}` failed")
-    return usage.ru_maxrss / 1024, seconds  # ru_maxrss is in KiB on Linux
 
 
 def main() -> None:
@@ -48,13 +31,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="repscope-bench-") as tmp:
         base = Path(tmp) / "base"
-        _engine(["train", "--dataset", args.dataset, "--out", str(base), "--backend", "cpu"])
+        run_engine(["train", "--dataset", args.dataset, "--out", str(base), "--backend", "cpu"])
         rows = []
         for n in args.sizes:
             run = Path(tmp) / f"n{n}"
             shutil.copytree(base / "checkpoints", run / "checkpoints")
-            peak, seconds = _engine(["extract", "--dataset", args.dataset, "--n", str(n),
-                                     "--out", str(run), "--backend", "cpu"])
+            seconds, peak = run_engine(["extract", "--dataset", args.dataset, "--n", str(n),
+                                        "--out", str(run), "--backend", "cpu"])
             rows.append({"n": n, "peak_rss_mb": round(peak, 1), "seconds": round(seconds, 2)})
             print(f"N={n:>6}: peak RSS {peak:7.1f} MB, {seconds:6.1f} s", flush=True)
 
@@ -70,8 +53,8 @@ def main() -> None:
         "n_ratio": large["n"] / small["n"],
         "limit_mb": LIMIT_MB,
         "within_limit": growth < LIMIT_MB,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "timestamp": timestamp(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

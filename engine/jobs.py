@@ -106,18 +106,28 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
         info = store.info(key.store_key)
         return {"id": key.id, "seconds": info.get("seconds"), "metrics": info.get("metrics"), "skipped": True}
     x = store.read_representation(key.dataset, key.seed, key.network, key.representation)
+    constant = bool((x == x[:1]).all())
     if embedder.device == "cuda":
         import cupy
 
         x, labels = cupy.asarray(x), cupy.asarray(labels)
     started = time.perf_counter()
-    embedding = embedder.embed(x, key.seed)
+    if constant:
+        # A dead filter: every example has the same representation. Embedders divide by its
+        # zero spread (openTSNE's PCA initialisation returns NaN); the faithful 2-D picture of
+        # identical points is one point, and the metrics then say there is nothing to separate.
+        log.warning("%s: every example has the same representation (a dead filter); "
+                    "its embedding is a single point", key.id)
+        embedding = (cupy if embedder.device == "cuda" else np).zeros((n, 2), dtype=np.float32)
+    else:
+        embedding = embedder.embed(x, key.seed)
     seconds = time.perf_counter() - started
     metrics = separation_metrics(embedding, labels.astype("int64"), k=settings.k)
     host = embedding.get() if embedder.device == "cuda" else embedding
     progress.array[:] = np.asarray(host, dtype=np.float32)
     store.commit_rows(progress, n)
-    store.annotate(key.store_key, seconds=round(seconds, 4), metrics={"k": settings.k, **metrics})
+    store.annotate(key.store_key, seconds=round(seconds, 4), metrics={"k": settings.k, **metrics},
+                   constant_input=constant)
     store.mark_complete(progress)
     return {"id": key.id, "seconds": seconds, "metrics": metrics, "skipped": False}
 

@@ -7,6 +7,7 @@ settings and decisions in ``config.json``, then runs the stages asked for.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from store import RunStore
 from .backend import torch_device
 from .data import fetch, load
 from .embedders import EMBEDDERS, choose_embedder
+from .errors import EngineError
 from .extract import extract
 from .jobs import STORE, JobKey, JobSettings, is_done, job_list
 from .runinfo import update_run_config
@@ -33,8 +35,6 @@ def decide(settings: RunSettings) -> dict:
                  for m in settings.methods}
     gpu_embedders = any(EMBEDDERS[name].device == "cuda" for name in embedders.values())
     workers = settings.workers if settings.workers is not None else default_workers(gpu_embedders)
-    import os
-
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     decisions = {"embedders": embedders, "workers": workers, "threads_per_worker": threads,
                  "kernels": "cupy" if gpu_embedders else "numpy"}
@@ -91,8 +91,11 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
 
     def embed_all():
         store = RunStore(out / STORE)
+        try:
+            n = {d: len(store.labels(d)) for d in settings.datasets}
+        except KeyError as exc:
+            raise EngineError(f"{exc.args[0]} (the embed stage reads what extract wrote)") from None
         store.ensure_groups(*sorted({k.store_key.rsplit("/", 1)[0] for k in jobs}))
-        n = {d: len(store.labels(d)) for d in settings.datasets}
         todo = [k for k in jobs if not is_done(store, k, job_settings, n[k.dataset])]
         log.info("embed: %d jobs, %d complete, %d to run", len(jobs), len(jobs) - len(todo), len(todo))
         outcomes = run_jobs(out, todo, job_settings, workers=decisions["workers"], timeout=settings.job_timeout,
@@ -107,8 +110,6 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
         summary["metrics"] = str(stage("evaluate", lambda: evaluate(out, jobs, settings.spaces, settings.k)))
     summary["timings"] = timings
     if failures:
-        from .errors import EngineError
-
         listing = "; ".join(f"{o.key.id}: {o.error}" for o in failures[:5])
         raise EngineError(f"{len(failures)} of {len(jobs)} embedding jobs failed ({listing}); the others are "
                           "complete and kept, and a rerun retries only the failed ones")

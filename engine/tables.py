@@ -94,34 +94,39 @@ def _render(title: str, header: list[str], body: list[list[str]]) -> dict[str, s
 
 
 def study_tables(rows: list[dict]) -> dict[tuple, dict]:
-    """{(dataset, space, method, table, statistic): {"title", "header", "body"}} from metrics rows."""
-    values = defaultdict(list)  # (dataset, space, method, rep, network, metric) -> per-seed values
+    """{(dataset, space, method, table, statistic): {"title", "header", "body"}} from metrics rows.
+
+    A cell missing for some seed (a failed job) makes that seed's filter mean NaN rather
+    than a mean over fewer filters.
+    """
+    values = defaultdict(dict)  # (dataset, space, method, rep, network, metric) -> {seed: value}
     seeds = defaultdict(set)
     for row in rows:
         for m in METRICS:
-            values[row["dataset"], row["space"], row["method"], row["representation"], row["network"], m].append(row[m])
+            values[row["dataset"], row["space"], row["method"], row["representation"], row["network"], m][row["seed"]] = row[m]
         seeds[row["dataset"], row["space"], row["method"]].add(row["seed"])
     tables = {}
     for (dataset, space, method), seed_set in sorted(seeds.items()):
         statistics = ("mean", "std") if len(seed_set) > 1 else ("mean",)
         for table, names in LAYER_TABLES.items():
-            present = [n for n in names if values.get((dataset, space, method, n, "trained", METRICS[0]))]
+            present = [n for n in names if (dataset, space, method, n, "trained", METRICS[0]) in values]
             if not present:
                 continue
+            row_names = present + ([MEAN_ROW] if len(present) > 1 and table != "beyond-study" else [])
+
+            def series(name, network, m):
+                if name != MEAN_ROW:
+                    return list(values[dataset, space, method, name, network, m].values())
+                return [float(np.mean([values[dataset, space, method, f, network, m].get(seed, math.nan)
+                                       for f in present])) for seed in sorted(seed_set)]
+
             for stat in statistics:
                 body = []
-                row_names = present + ([MEAN_ROW] if len(present) > 1 and table != "beyond-study" else [])
                 for name in row_names:
                     cells = [name]
                     for m in METRICS:
-                        pair = []
-                        for network in ("trained", "untrained"):
-                            if name == MEAN_ROW:  # per seed, the mean over filters; then over seeds
-                                per_filter = [values[dataset, space, method, f, network, m] for f in present]
-                                series = list(np.mean(np.asarray(per_filter, dtype=np.float64), axis=0))
-                            else:
-                                series = values[dataset, space, method, name, network, m]
-                            pair.append(_stats(series)[0 if stat == "mean" else 1])
+                        pair = [_stats(series(name, network, m))[0 if stat == "mean" else 1]
+                                for network in ("trained", "untrained")]
                         cells.append(f"{_fmt(pair[0])} / {_fmt(pair[1])}")
                     body.append(cells)
                 what = method if space == "embedding" else "representation space"

@@ -49,3 +49,14 @@ def fresh_torch_seed():
 def cupy():
     """CuPy, for tests marked ``gpu``."""
     return pytest.importorskip("cupy")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(data_root, tmp_path_factory) -> Path:
+    """The smoke preset, run once per session: both data sets, both methods, N = 1 000."""
+    from engine import pipeline
+    from engine.settings import from_options
+
+    out = tmp_path_factory.mktemp("smoke")
+    pipeline.run(from_options(out=out, preset="smoke", data_root=data_root))
+    return out

@@ -83,3 +83,19 @@ def test_metrics_missing_or_foreign_file(tmp_path):
     assert proc.returncode == 2 and "none.npy does not exist" in proc.stderr
     proc = _engine("metrics", str(tmp_path / "text.npy"), str(tmp_path / "text.npy"))
     assert proc.returncode == 2 and "not a readable .npy array" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--preset", "huge"], "--preset: unknown 'huge'"),
+    (["run", "--methods", "tsne,pca"], "--methods: unknown 'pca'"),
+    (["embed", "--seeds", "1,1"], "--seeds must be distinct"),
+])
+def test_run_settings_are_checked_before_any_work(tmp_path, args, message):
+    proc = _engine(*args, "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_embed_before_extract_is_one_clear_line(tmp_path):
+    proc = _engine("embed", "--preset", "smoke", "--backend", "cpu", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2 and "run `python -m engine extract` first" in proc.stderr
