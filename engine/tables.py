@@ -30,6 +30,10 @@ LAYER_TABLES = {
     "beyond-study": [r.name for r in REPRESENTATIONS if not r.in_study],
 }
 MEAN_ROW = "mean of filters"
+#: Marks a filter mean that left out filters where the metric is undefined (dead filters).
+PARTIAL = "*"
+NOTE = ("* mean over the filters where the metric is defined: a dead filter maps every example to one "
+        "point, where distance ratios are undefined (NaN)")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -66,6 +70,19 @@ def read_metrics_csv(path: Path) -> list[dict]:
     return rows
 
 
+def filter_mean(values: list[float | None]) -> tuple[float, bool]:
+    """Mean of one metric over a layer's filters for one seed: (mean, whether some were left out).
+
+    A missing value (a job that failed) makes the mean NaN. A NaN value (a dead filter:
+    every example in one point, so no distance ratio is defined) is left out of the mean,
+    and the second element says so.
+    """
+    if any(v is None for v in values):
+        return math.nan, False
+    defined = [v for v in values if not math.isnan(v)]
+    return (float(np.mean(defined)) if defined else math.nan), len(defined) < len(values)
+
+
 def _fmt(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.4f}"
 
@@ -85,11 +102,17 @@ def _render(title: str, header: list[str], body: list[list[str]]) -> dict[str, s
     csv_text = "\n".join(",".join(f'"{c}"' if "," in c else c for c in row) for row in [header, *body]) + "\n"
     md = [f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(row) + " |" for row in body]
+    partial = any(PARTIAL in cell for row in body for cell in row[1:])
+    if partial:
+        md += ["", NOTE]
     tex = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_tex(title)}}}",
            r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}", r"\toprule",
            " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
     tex += [" & ".join(_tex(c) for c in row) + r" \\" for row in body]
-    tex += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    tex += [r"\bottomrule", r"\end{tabular}"]
+    if partial:
+        tex += [r"\par\footnotesize " + _tex(NOTE.replace("*", r"$^*$", 1))]
+    tex += [r"\end{table}"]
     return {"csv": csv_text, "md": "\n".join(md) + "\n", "tex": "\n".join(tex) + "\n"}
 
 
@@ -114,20 +137,28 @@ def study_tables(rows: list[dict]) -> dict[tuple, dict]:
                 continue
             row_names = present + ([MEAN_ROW] if len(present) > 1 and table != "beyond-study" else [])
 
-            def series(name, network, m):
+            def series(name, network, m) -> tuple[list[float], bool]:
+                """Per-seed values of a cell, and whether a filter mean left out undefined filters."""
                 if name != MEAN_ROW:
-                    return list(values[dataset, space, method, name, network, m].values())
-                return [float(np.mean([values[dataset, space, method, f, network, m].get(seed, math.nan)
-                                       for f in present])) for seed in sorted(seed_set)]
+                    return list(values[dataset, space, method, name, network, m].values()), False
+                per_seed, partial = [], False
+                for seed in sorted(seed_set):
+                    mean, left_out = filter_mean([values[dataset, space, method, f, network, m].get(seed)
+                                                  for f in present])
+                    per_seed.append(mean)
+                    partial |= left_out
+                return per_seed, partial
 
             for stat in statistics:
                 body = []
                 for name in row_names:
                     cells = [name]
                     for m in METRICS:
-                        pair = [_stats(series(name, network, m))[0 if stat == "mean" else 1]
-                                for network in ("trained", "untrained")]
-                        cells.append(f"{_fmt(pair[0])} / {_fmt(pair[1])}")
+                        pair = []
+                        for network in ("trained", "untrained"):
+                            values_, partial = series(name, network, m)
+                            pair.append(_fmt(_stats(values_)[0 if stat == "mean" else 1]) + (PARTIAL if partial else ""))
+                        cells.append(f"{pair[0]} / {pair[1]}")
                     body.append(cells)
                 what = method if space == "embedding" else "representation space"
                 label = "" if stat == "mean" else ", standard deviation"

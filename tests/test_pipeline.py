@@ -305,3 +305,16 @@ def test_a_dead_filter_embeds_to_one_point(tmp_path):
     assert not store.array("mnist/seed42/trained/embeddings/tsne/layer2/filter1")[:].any()
     live = run_job(tmp_path, JobKey("mnist", 42, "trained", "tsne", "layer2/filter2"), settings)
     assert live["metrics"]["avg"] > 0 and not store.info("mnist/seed42/trained/embeddings/tsne/layer2/filter2")["constant_input"]
+
+
+def test_a_dead_filter_is_left_out_of_the_filter_mean_and_marked():
+    rows = _rows()
+    for r in rows:
+        if r["network"] == "untrained" and r["representation"] == "layer1/filter2":
+            r.update({m: float("nan") for m in ("ds", "dd", "cs", "cd")})
+    table = study_tables(rows)["mnist", "embedding", "tsne", "layer1", "mean"]
+    ds = table["header"].index("ds")
+    assert table["body"][2][ds] == "3.0000 / 2.5000*"
+    from engine.tables import _render
+
+    assert "dead filter" in _render(table["title"], table["header"], table["body"])["md"]
