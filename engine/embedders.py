@@ -147,8 +147,13 @@ class UmapLearn(Embedder):
 
     @staticmethod
     def warm_up() -> None:
-        """Compile umap-learn's numba functions once in this process (about half a minute)."""
-        x = np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32)
+        """Compile umap-learn's numba functions once in this process (about half a minute).
+
+        Above 4 096 points umap-learn switches from an exact neighbour search to
+        pynndescent, which compiles code of its own: the warm-up uses enough points to
+        take that path too, so no job pays for compilation.
+        """
+        x = np.random.default_rng(0).normal(size=(4_500, 3)).astype(np.float32)
         UmapLearn().embed(x, 0)
 
 
