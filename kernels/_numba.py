@@ -97,7 +97,7 @@ def _sums_2d(x0, x1, ends):
             t += t2
         same[p] = s
         diff[p] = t
-    return same.sum(), diff.sum()
+    return same, diff
 
 
 @numba.njit(parallel=True, cache=True)
@@ -117,7 +117,7 @@ def _sums_nd(xt, ends, tile):
             t += t2
         same[p] = s
         diff[p] = t
-    return same.sum(), diff.sum()
+    return same, diff
 
 
 def pair_sums_direct(x: np.ndarray, ends: np.ndarray) -> tuple[float, float]:
@@ -125,6 +125,10 @@ def pair_sums_direct(x: np.ndarray, ends: np.ndarray) -> tuple[float, float]:
     d = x.shape[1]
     ends = np.ascontiguousarray(ends, dtype=np.int64)
     if d == 2:
-        return _sums_2d(np.ascontiguousarray(x[:, 0]), np.ascontiguousarray(x[:, 1]), ends)
-    tile = max(512, min(8192, 32768 // d))  # d columns of one tile stay within ~256 KiB
-    return _sums_nd(np.ascontiguousarray(x.T), ends, tile)
+        same, diff = _sums_2d(np.ascontiguousarray(x[:, 0]), np.ascontiguousarray(x[:, 1]), ends)
+    else:
+        tile = max(512, min(8192, 32768 // d))  # d columns of one tile stay within ~256 KiB
+        same, diff = _sums_nd(np.ascontiguousarray(x.T), ends, tile)
+    # Summed here, not inside the parallel function: numba would turn that sum into a
+    # parallel reduction whose order, hence last bits, depends on the thread count.
+    return float(np.sum(same)), float(np.sum(diff))

@@ -169,3 +169,19 @@ def test_one_class_gives_nan_where_no_pairs_exist():
 def test_bad_input_is_named(x, y, message):
     with pytest.raises(InputError, match=message):
         separation_metrics(x, y)
+
+
+@pytest.mark.parametrize("d", [2, 25])
+def test_numba_results_do_not_depend_on_the_thread_count(d):
+    import numba
+
+    x, y = make_data(3000, d, "balanced", np.float32)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = pair_sums(x, y, method="numba")
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = pair_sums(x, y, method="numba")
+    finally:
+        numba.set_num_threads(before)
+    assert float(one.same_sum) == float(many.same_sum) and float(one.diff_sum) == float(many.diff_sum)
