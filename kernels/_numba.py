@@ -81,27 +81,21 @@ def _rows_nd(xt, ends, r0, r1, tile, buf):
     return same, diff
 
 
-@numba.njit(parallel=True, cache=True)
-def _sums_2d(x0, x1, ends):
-    n = x0.shape[0]
-    nb = (n + _ROWS - 1) // _ROWS
-    half = (nb + 1) // 2
-    same = np.zeros(half)
-    diff = np.zeros(half)
-    for p in numba.prange(half):
-        s, t = _rows_2d(x0, x1, ends, p * _ROWS, min((p + 1) * _ROWS, n))
-        q = nb - 1 - p
-        if q != p:
-            s2, t2 = _rows_2d(x0, x1, ends, q * _ROWS, min((q + 1) * _ROWS, n))
-            s += s2
-            t += t2
-        same[p] = s
-        diff[p] = t
-    return same, diff
+@numba.njit(cache=True)
+def _block(xt, ends, b, tile, buf):
+    """(same, diff) sums of row block ``b`` against the columns to its right."""
+    d, n = xt.shape
+    r0 = b * _ROWS
+    r1 = min(r0 + _ROWS, n)
+    if d == 2:
+        return _rows_2d(xt[0], xt[1], ends, r0, r1)
+    return _rows_nd(xt, ends, r0, r1, tile, buf)
 
 
 @numba.njit(parallel=True, cache=True)
-def _sums_nd(xt, ends, tile):
+def _sums(xt, ends, tile):
+    """Per-iteration partial sums for label-sorted points ``xt`` (d, n); block p is paired
+    with block nb - 1 - p, a long row block with a short one, so iterations weigh the same."""
     n = xt.shape[1]
     nb = (n + _ROWS - 1) // _ROWS
     half = (nb + 1) // 2
@@ -109,10 +103,10 @@ def _sums_nd(xt, ends, tile):
     diff = np.zeros(half)
     for p in numba.prange(half):
         buf = np.empty(tile)  # one small allocation per 64 rows of work
-        s, t = _rows_nd(xt, ends, p * _ROWS, min((p + 1) * _ROWS, n), tile, buf)
+        s, t = _block(xt, ends, p, tile, buf)
         q = nb - 1 - p
         if q != p:
-            s2, t2 = _rows_nd(xt, ends, q * _ROWS, min((q + 1) * _ROWS, n), tile, buf)
+            s2, t2 = _block(xt, ends, q, tile, buf)
             s += s2
             t += t2
         same[p] = s
@@ -124,11 +118,8 @@ def pair_sums_direct(x: np.ndarray, ends: np.ndarray) -> tuple[float, float]:
     """(same_sum, diff_sum) for label-sorted float64 points ``x`` (N, d) and class ends."""
     d = x.shape[1]
     ends = np.ascontiguousarray(ends, dtype=np.int64)
-    if d == 2:
-        same, diff = _sums_2d(np.ascontiguousarray(x[:, 0]), np.ascontiguousarray(x[:, 1]), ends)
-    else:
-        tile = max(512, min(8192, 32768 // d))  # d columns of one tile stay within ~256 KiB
-        same, diff = _sums_nd(np.ascontiguousarray(x.T), ends, tile)
+    tile = max(512, min(8192, 32768 // d))  # d columns of one tile stay within ~256 KiB
+    same, diff = _sums(np.ascontiguousarray(x.T), ends, tile)
     # Summed here, not inside the parallel function: numba would turn that sum into a
     # parallel reduction whose order, hence last bits, depends on the thread count.
     return float(np.sum(same)), float(np.sum(diff))
