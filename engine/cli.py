@@ -10,8 +10,6 @@ from pathlib import Path
 from .config import DATASETS
 from .errors import EngineError
 
-log = logging.getLogger("engine")
-
 DEFAULT_OUT = Path("runs") / "default"
 STAGE_HELP = {
     "run": "the whole study: fetch, train, extract, embed, evaluate",

@@ -28,7 +28,6 @@ tuple of 0-d arrays of the input's module.
 
 from __future__ import annotations
 
-import logging
 from typing import NamedTuple
 
 from ._arrays import DEFAULT_BLOCK_BYTES, InputError, array_module, is_cupy, rows_per_block, validate
@@ -36,8 +35,6 @@ from .distances import DIRECT_MAX_DIMS, squared_distances, squared_norms
 
 #: The compiled direct kernel serves up to this many dimensions; GEMM blocks beyond.
 NUMBA_MAX_DIMS = 32
-
-log = logging.getLogger(__name__)
 
 METHODS = ("auto", "cuda", "numba", "blocked")
 

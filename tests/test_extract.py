@@ -1,6 +1,5 @@
 """Extraction: layout, values, and resumption after an exception or a real SIGKILL."""
 
-import os
 import signal
 import shutil
 import subprocess
