@@ -31,6 +31,15 @@ def is_cupy(xp: ModuleType) -> bool:
     return xp.__name__ == "cupy"
 
 
+def stable_argsort(a, axis: int = -1):
+    """Indices that sort ``a`` stably (equal keys keep their order) along ``axis``.
+
+    CuPy's sort is a stable radix sort and takes no ``kind``; numpy needs ``kind="stable"``.
+    """
+    xp = array_module(a)
+    return xp.argsort(a, axis=axis) if is_cupy(xp) else xp.argsort(a, axis=axis, kind="stable")
+
+
 def validate(points, labels, *, min_points: int = 2):
     """Check an (N, d) point array and its (N,) integer labels; return them as arrays.
 

@@ -27,7 +27,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._arrays import DEFAULT_BLOCK_BYTES, InputError, array_module, is_cupy, rows_per_block, validate
+from ._arrays import (
+    DEFAULT_BLOCK_BYTES, InputError, array_module, is_cupy, rows_per_block, stable_argsort, validate,
+)
 from .distances import squared_distances, squared_norms
 
 METHODS = ("auto", "kdtree", "faiss", "exact")
@@ -108,8 +110,7 @@ def _exact_search(points, k: int, block_bytes: int):
         d2 = squared_distances(x[r0:r1], x, sq[r0:r1], sq)
         cand = d2.argsort(axis=1)[:, :k] if k >= n else xp.argpartition(d2, k - 1, axis=1)[:, :k]
         cand = xp.sort(cand, axis=1)  # by index first, so that the stable sort breaks ties by index
-        order = xp.argsort(xp.take_along_axis(d2, cand, axis=1), axis=1, kind="stable") if not is_cupy(xp) \
-            else xp.argsort(xp.take_along_axis(d2, cand, axis=1), axis=1)
+        order = stable_argsort(xp.take_along_axis(d2, cand, axis=1), axis=1)
         out[r0:r1] = xp.take_along_axis(cand, order, axis=1)
     return out
 

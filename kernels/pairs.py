@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._arrays import DEFAULT_BLOCK_BYTES, InputError, array_module, is_cupy, rows_per_block, validate
+from ._arrays import DEFAULT_BLOCK_BYTES, InputError, array_module, is_cupy, rows_per_block, stable_argsort, validate
 from .distances import DIRECT_MAX_DIMS, squared_distances, squared_norms
 
 #: The compiled direct kernel serves up to this many dimensions; GEMM blocks beyond.
@@ -66,7 +66,7 @@ class SortedPoints(NamedTuple):
 def sort_by_label(points, labels, *, keep_float32: bool = False) -> SortedPoints:
     """Sort points by label (stably); float64 unless ``keep_float32`` and the input is float32."""
     xp = array_module(points)
-    order = xp.argsort(labels, kind="stable") if not is_cupy(xp) else xp.argsort(labels)
+    order = stable_argsort(labels)
     sorted_labels = labels[order]
     dtype = xp.float32 if keep_float32 and points.dtype == xp.float32 else xp.float64
     x = xp.ascontiguousarray(points[order], dtype=dtype)
