@@ -33,24 +33,30 @@ def _row(key: JobKey, network: str, space: str, n: int, k: int, metrics: dict) -
             **{m: float(v) for m, v in metrics.items() if m != "k"}}
 
 
-def _embedding_metrics(store: RunStore, key: JobKey, k: int) -> dict | None:
+def _rows(key: JobKey, space: str, n: int, k: int, metrics: dict) -> list[dict]:
+    """The rows of one result: ``original`` is shared, so it answers for both networks."""
+    networks = ("trained", "untrained") if key.representation == "original" else (key.network,)
+    return [_row(key, network, space, n, k, metrics) for network in networks]
+
+
+def _embedding_metrics(store: RunStore, key: JobKey, labels, k: int) -> dict | None:
     info = store.info(key.store_key)
     if info is None or not info.get("complete"):
         return None
     metrics = info.get("metrics") or {}
     if metrics.get("k") != k:
-        metrics = {"k": k, **separation_metrics(store.array(key.store_key)[:], store.labels(key.dataset), k=k)}
+        metrics = {"k": k, **separation_metrics(store.array(key.store_key)[:], labels, k=k)}
         store.annotate(key.store_key, metrics=metrics)
     return metrics
 
 
-def _representation_metrics(store: RunStore, key: JobKey, k: int) -> dict:
+def _representation_metrics(store: RunStore, key: JobKey, labels, k: int) -> dict:
     source = array_key(key.dataset, key.seed, key.network, representation(key.representation).array)
     cache = (store.info(source) or {}).get("representation_metrics", {})
     cached = cache.get(key.representation)
     if cached is None or cached.get("k") != k:
         x = store.read_representation(key.dataset, key.seed, key.network, key.representation)
-        cached = {"k": k, **separation_metrics(x, store.labels(key.dataset), k=k)}
+        cached = {"k": k, **separation_metrics(x, labels, k=k)}
         store.annotate(source, representation_metrics={**cache, key.representation: cached})
     return cached
 
@@ -62,26 +68,23 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     """
     run_dir = Path(run_dir)
     store = RunStore(run_dir / STORE)
+    labels = {d: store.labels(d) for d in dict.fromkeys(key.dataset for key in jobs)}
     rows, missing = [], []
     if "embedding" in spaces:
         for key in tqdm(jobs, desc="evaluate embeddings", unit="job", leave=False):
-            metrics = _embedding_metrics(store, key, k)
+            metrics = _embedding_metrics(store, key, labels[key.dataset], k)
             if metrics is None:
                 missing.append(key.id)
                 continue
-            n = len(store.labels(key.dataset))
-            networks = ("trained", "untrained") if key.representation == "original" else (key.network,)
-            rows += [_row(key, network, "embedding", n, k, metrics) for network in networks]
+            rows += _rows(key, "embedding", len(labels[key.dataset]), k, metrics)
     if "representation" in spaces:
         seen = set()
         for key in tqdm(jobs, desc="evaluate representations", unit="rep", leave=False):
             if (key.dataset, key.seed, key.network, key.representation) in seen:
                 continue
             seen.add((key.dataset, key.seed, key.network, key.representation))
-            metrics = _representation_metrics(store, key, k)
-            n = len(store.labels(key.dataset))
-            networks = ("trained", "untrained") if key.representation == "original" else (key.network,)
-            rows += [_row(key, network, "representation", n, k, metrics) for network in networks]
+            metrics = _representation_metrics(store, key, labels[key.dataset], k)
+            rows += _rows(key, "representation", len(labels[key.dataset]), k, metrics)
     if missing:
         log.warning("%d embeddings are missing and left out of metrics.csv (first: %s); run the embed stage",
                     len(missing), missing[0])
