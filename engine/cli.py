@@ -12,14 +12,14 @@ from .errors import EngineError
 
 DEFAULT_OUT = Path("runs") / "default"
 STAGE_HELP = {
-    "run": "the whole study: fetch, train, extract, embed, evaluate",
+    "run": "the whole study: fetch, train, extract, embed, evaluate, report",
     "train": "train the network pair of each data set and seed (reused if saved)",
     "extract": "stream every representation of the first N examples into the store",
     "embed": "t-SNE and UMAP of every representation, as resumable jobs",
     "evaluate": "metrics.csv and the study's tables from the embeddings",
 }
 STAGES_OF = {
-    "run": ("fetch", "train", "extract", "embed", "evaluate"),
+    "run": ("fetch", "train", "extract", "embed", "evaluate", "report"),
     "train": ("fetch", "train"),
     "extract": ("fetch", "train", "extract"),
     "embed": ("embed",),
@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
 
     for command, text in STAGE_HELP.items():
         _add_run_options(sub.add_parser(command, help=text))
+
+    report = sub.add_parser("report", help="figures and the HTML report of a run folder (report/index.html)")
+    report.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
+    report.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote behind the outliers")
 
     metrics = sub.add_parser("metrics", help="class-separation metrics of one embedding (.npy files)")
     metrics.add_argument("embedding", type=Path, help="(N, d) array saved with numpy.save")
@@ -139,6 +143,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         for name in dataset_names(args.dataset):
             fetch(name, args.root, source=args.source)
         return 0
+    if args.command == "report":
+        from .report import build_report
+
+        print(f"report: {build_report(args.out, args.k)}")
+        return 0
     from .pipeline import run
     from .settings import from_options
 
@@ -152,6 +161,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if "metrics" in summary:
         print(f"metrics: {summary['metrics']}")
         print(f"tables:  {settings.out / 'tables'}")
+    if "report" in summary:
+        print(f"report:  {summary['report']}")
     elif args.command == "extract":
         print(f"store: {settings.out / 'store.zarr'}")
     return 0

@@ -1,4 +1,4 @@
-"""The order of work: fetch, train, extract, embed, evaluate; each stage skips what is done.
+"""The order of work: fetch, train, extract, embed, evaluate, report; each stage skips what is done.
 
 ``run(settings, stages)`` decides the backends once (and logs them), records the
 settings and decisions in ``config.json``, then runs the stages asked for.
@@ -26,7 +26,7 @@ from .train import ensure_checkpoints
 
 log = logging.getLogger(__name__)
 
-STAGES = ("fetch", "train", "extract", "embed", "evaluate")
+STAGES = ("fetch", "train", "extract", "embed", "evaluate", "report")
 
 
 def decide(settings: RunSettings) -> dict:
@@ -108,6 +108,10 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
         from .evaluate import evaluate
 
         summary["metrics"] = str(stage("evaluate", lambda: evaluate(out, jobs, settings.spaces, settings.k)))
+    if "report" in stages:  # also after failed jobs: the page lists what is missing
+        from .report import build_report
+
+        summary["report"] = str(stage("report", lambda: build_report(out, settings.k)))
     summary["timings"] = timings
     if failures:
         listing = "; ".join(f"{o.key.id}: {o.error}" for o in failures[:5])

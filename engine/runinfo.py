@@ -15,7 +15,8 @@ def versions() -> dict[str, str]:
     """Versions of Python and of the libraries the run used (absent ones left out)."""
     out = {"python": platform.python_version()}
     for dist in ("torch", "numpy", "zarr", "numba", "scikit-learn", "torchvision", "cupy-cuda12x", "cupy",
-                 "cuml-cu12", "cuml", "faiss-cpu", "faiss-gpu-cu12", "umap-learn", "openTSNE"):
+                 "cuml-cu12", "cuml", "faiss-cpu", "faiss-gpu-cu12", "umap-learn", "openTSNE", "torchdr",
+                 "matplotlib", "jinja2", "dask", "distributed", "dask-cuda"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -6,11 +6,11 @@ imported only when CuPy arrays come in.
 
 from ._arrays import InputError
 from .centroids import CentroidStats, centroid_stats
-from .knn import KnnAccuracy, knn_accuracy, neighbours
+from .knn import KnnAccuracy, KnnVotes, knn_accuracy, knn_votes, neighbours
 from .metrics import METRICS, separation_metrics
 from .pairs import PairSums, pair_sums
 
 __all__ = [
-    "InputError", "CentroidStats", "centroid_stats", "KnnAccuracy", "knn_accuracy", "neighbours",
+    "InputError", "CentroidStats", "centroid_stats", "KnnAccuracy", "knn_accuracy", "KnnVotes", "knn_votes", "neighbours",
     "METRICS", "separation_metrics", "PairSums", "pair_sums",
 ]

@@ -125,18 +125,26 @@ def _vote(xp, votes, n_classes: int):
     return counts.argmax(axis=1)
 
 
-def knn_accuracy(points, labels, k: int = 10, *, method: str = "auto",
-                 block_bytes: int = DEFAULT_BLOCK_BYTES) -> KnnAccuracy:
-    """Vote accuracies of the k nearest neighbours, self counted and self left out.
+class KnnVotes(NamedTuple):
+    """Each point's majority-vote label (the input's labels, not class ids), shape (N,)."""
 
-    With fewer points than k (+1), every other point votes.
+    with_self: object
+    left_out: object
+
+
+def knn_votes(points, labels, k: int = 10, *, method: str = "auto",
+              block_bytes: int = DEFAULT_BLOCK_BYTES) -> KnnVotes:
+    """Majority vote of each point's k nearest neighbours, self counted and self left out.
+
+    One search for k + 1 neighbours serves both. Ties go to the smallest label; with
+    fewer points than k (+1), every other point votes.
     """
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise InputError(f"k must be a whole number >= 1; got {k!r}")
     points, labels = validate(points, labels)
     xp = array_module(points)
     n = points.shape[0]
-    _, ids = xp.unique(labels, return_inverse=True)
+    classes, ids = xp.unique(labels, return_inverse=True)
     ids = ids.reshape(-1)
     n_classes = int(ids.max()) + 1
     found = neighbours(points, min(k + 1, n), method=method, block_bytes=block_bytes)
@@ -149,6 +157,15 @@ def knn_accuracy(points, labels, k: int = 10, *, method: str = "auto",
     keep = xp.ones(found.shape, dtype=bool)
     keep[xp.arange(n), drop] = False
     without_self = found[keep].reshape(n, found.shape[1] - 1)[:, :min(k, n - 1)]
-    acc = (_vote(xp, ids[with_self], n_classes) == ids).mean(dtype=xp.float64)
-    acc_loo = (_vote(xp, ids[without_self], n_classes) == ids).mean(dtype=xp.float64)
-    return KnnAccuracy(acc, acc_loo)
+    return KnnVotes(classes[_vote(xp, ids[with_self], n_classes)],
+                    classes[_vote(xp, ids[without_self], n_classes)])
+
+
+def knn_accuracy(points, labels, k: int = 10, *, method: str = "auto",
+                 block_bytes: int = DEFAULT_BLOCK_BYTES) -> KnnAccuracy:
+    """Vote accuracies of the k nearest neighbours, self counted and self left out."""
+    votes = knn_votes(points, labels, k, method=method, block_bytes=block_bytes)  # validates
+    xp = array_module(points)
+    labels = xp.asarray(labels)
+    return KnnAccuracy((votes.with_self == labels).mean(dtype=xp.float64),
+                       (votes.left_out == labels).mean(dtype=xp.float64))

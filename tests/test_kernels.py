@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests import reference as ref
-from kernels import InputError, centroid_stats, knn_accuracy, pair_sums, separation_metrics
+from kernels import InputError, centroid_stats, knn_accuracy, knn_votes, pair_sums, separation_metrics
 
 RTOL = {np.float64: 1e-9, np.float32: 1e-5}
 SIZES = (2, 3, 17, 500, 2000)
@@ -115,6 +115,26 @@ def test_knn_matches_scikit_learn_on_tie_free_data(d, method):
     expected = KNeighborsClassifier(n_neighbors=10).fit(x, y).score(x, y)
     assert float(got.acc_knn) == expected
     assert float(got.acc_knn_loo) == ref.knn_accuracy(x, y, 10, leave_out_self=True)
+
+
+@pytest.mark.parametrize("method", ["kdtree", "exact"])
+def test_knn_votes_are_labels_and_match_scikit_learn(method):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(7)
+    y = rng.choice(np.array([3, 7, 11]), 600)  # labels that are not 0..C-1
+    x = rng.normal(size=(600, 2)) + 0.8 * y[:, None]
+    votes = knn_votes(x, y, 10, method=method)
+    np.testing.assert_array_equal(votes.with_self, KNeighborsClassifier(n_neighbors=10).fit(x, y).predict(x))
+    # Leave-one-out: each point's 10 nearest others, the same rule (ties to the smallest label).
+    d2 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    nearest = np.argsort(d2, axis=1, kind="stable")[:, :10]
+    expected = []
+    for row in y[nearest]:
+        labels, counts = np.unique(row, return_counts=True)
+        expected.append(labels[counts.argmax()])
+    np.testing.assert_array_equal(votes.left_out, expected)
 
 
 @pytest.mark.parametrize("n, pattern", [(2, "balanced"), (3, "singleton"), (17, "one-class"), (40, "unbalanced")])

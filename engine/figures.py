@@ -1,0 +1,179 @@
+"""The report's figures, drawn from arrays with matplotlib (no pyplot: no global state).
+
+Every function takes arrays, names and an output path and knows nothing of the run
+folder. Files are written atomically (a partial file never has the final name), as PNG,
+and the line plots also as SVG.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: Scatter plots: one colour per class (matplotlib's tab10).
+PALETTE = "tab10"
+DPI = 110
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI)
+
+
+def save(fig, path: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
+    """Write ``fig`` as ``path`` with each suffix in ``formats``; return the paths."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        final = path.with_suffix(f".{fmt}")
+        tmp = final.with_name(final.name + ".partial")
+        fig.savefig(tmp, format=fmt, metadata={"Software": None} if fmt == "png" else {"Date": None})
+        os.replace(tmp, final)
+        written.append(final)
+    return written
+
+
+def class_colours(n_classes: int) -> np.ndarray:
+    from matplotlib import colormaps
+
+    return colormaps[PALETTE](np.arange(n_classes) % 10)
+
+
+def marker_size(n: int, panel_inches: float) -> float:
+    """Marker area (points^2) so that N points cover a panel without a solid blot."""
+    return float(np.clip(2.5e3 * panel_inches ** 2 / max(n, 1) / 4, 0.05, 12.0))
+
+
+def draw_scatter(ax, points: np.ndarray, labels: np.ndarray, size: float) -> None:
+    """Points coloured by class, drawn in a fixed shuffled order so no class hides under another."""
+    order = np.random.default_rng(0).permutation(len(points))
+    colours = class_colours(int(labels.max()) + 1)[labels[order]]
+    ax.scatter(points[order, 0], points[order, 1], c=colours, s=size, linewidths=0, rasterized=True)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _legend(target, classes: tuple[str, ...], **kwargs) -> None:
+    from matplotlib.lines import Line2D
+
+    colours = class_colours(len(classes))
+    handles = [Line2D([], [], marker="o", linestyle="", color=colours[i], markersize=6) for i in range(len(classes))]
+    target.legend(handles, classes, frameon=False, fontsize=8, handletextpad=0.2, **kwargs)
+
+
+def embedding_figure(points: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], title: str,
+                     path: Path) -> list[Path]:
+    """One embedding, coloured by class, with the class names beside it."""
+    fig = _figure(5.6, 4.4)
+    ax = fig.add_axes((0.02, 0.04, 0.72, 0.86))
+    draw_scatter(ax, points, labels, marker_size(len(points), 4.0))
+    ax.set_title(title, fontsize=9)
+    _legend(fig, classes, loc="center left", bbox_to_anchor=(0.75, 0.5))
+    return save(fig, path)
+
+
+def grid_figure(panels: list[tuple[str, np.ndarray | None]], labels: np.ndarray, classes: tuple[str, ...],
+                title: str, path: Path, columns: int = 8) -> list[Path]:
+    """Several embeddings of the same points side by side; a None panel is left blank
+    (with its title: the embedding is missing). Rows of ``columns`` panels."""
+    rows = -(-len(panels) // columns)
+    side = 1.9
+    fig = _figure(columns * side, rows * side + 0.5)
+    size = marker_size(len(labels), side)
+    for i, (name, points) in enumerate(panels):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        if points is None:
+            ax.axis("off")
+            if name:
+                ax.set_title(f"{name}\n(missing)", fontsize=7)
+            continue
+        draw_scatter(ax, points, labels, size)
+        ax.set_title(name, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    _legend(fig, classes, loc="lower center", ncol=len(classes), bbox_to_anchor=(0.5, 0.0))
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.5 / (rows * side + 0.5), bottom=0.3 / (rows * side + 0.5),
+                        wspace=0.05, hspace=0.25)
+    return save(fig, path)
+
+
+def depth_figure(metric: str, depths: list[str], series: dict[str, tuple[np.ndarray, np.ndarray | None]],
+                 title: str, note: str, path: Path) -> list[Path]:
+    """One metric's per-layer average against depth; one line per network, error bars
+    (one standard deviation across seeds) where given. PNG and SVG."""
+    fig = _figure(4.6, 3.3)
+    ax = fig.add_subplot()
+    x = np.arange(len(depths))
+    styles = {"trained": ("tab:blue", "o", "-"), "untrained": ("tab:orange", "s", "--")}
+    for network, (mean, std) in series.items():
+        colour, marker, line = styles.get(network, ("tab:gray", "^", ":"))
+        ax.errorbar(x, mean, yerr=std, color=colour, marker=marker, linestyle=line, capsize=3, label=network)
+    ax.set_xticks(x, [f"{i}\n{d}" for i, d in enumerate(depths)], fontsize=8)
+    ax.set_xlabel("depth", fontsize=8)
+    ax.set_ylabel(metric, fontsize=9)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(title, fontsize=9)
+    if note:
+        fig.text(0.99, 0.01, note, fontsize=6, ha="right", va="bottom", color="0.4")
+    fig.tight_layout()
+    return save(fig, path, ("png", "svg"))
+
+
+class ImageRow:
+    """A reusable figure of a few grey images in a row: the outlier figures are many
+    and small, so one figure is redrawn instead of built for each."""
+
+    def __init__(self, count: int, shape: tuple[int, int] = (28, 28)) -> None:
+        self.fig = _figure(1.9 * count, 2.45)
+        self.axes = [self.fig.add_subplot(1, count, i + 1) for i in range(count)]
+        self.images = [ax.imshow(np.zeros(shape), cmap="gray", vmin=0, vmax=255) for ax in self.axes]
+        for ax in self.axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        self.title = self.fig.suptitle("", fontsize=8)
+        self.fig.subplots_adjust(left=0.02, right=0.98, top=0.74, bottom=0.02, wspace=0.08)
+
+    def draw(self, images: list[np.ndarray], captions: list[str], title: str, path: Path) -> list[Path]:
+        for image, artist, ax, caption in zip(images, self.images, self.axes, captions):
+            artist.set_data(image)
+            ax.set_title(caption, fontsize=7)
+        self.title.set_text(title)
+        return save(self.fig, path)
+
+
+def filter_figure(image: np.ndarray, maps: dict[str, np.ndarray], title: str, path: Path,
+                  columns: int = 8) -> list[Path]:
+    """An input image and its feature maps: the input first, then each layer's maps,
+    a layer on the same row as what precedes it when it fits, else on new rows.
+
+    ``maps``: layer name -> (channels, h, w); each layer's maps share one colour scale,
+    so a dead (all-zero) map shows as blank rather than stretched noise.
+    """
+    slots, position = {}, 1
+    for name, stack in maps.items():
+        if position % columns + len(stack) > columns:
+            position = -(-position // columns) * columns
+        slots[name] = position
+        position += len(stack)
+    rows = -(-position // columns)
+    height = rows * 1.2 + 0.35
+    fig = _figure(columns * 1.05, height)
+    ax = fig.add_subplot(rows, columns, 1)
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    ax.set_title("input", fontsize=7)
+    ax.axis("off")
+    for name, stack in maps.items():
+        top = float(stack.max()) or 1.0
+        for c, fmap in enumerate(stack):
+            ax = fig.add_subplot(rows, columns, slots[name] + c + 1)
+            ax.imshow(fmap, cmap="magma", vmin=0, vmax=top)
+            ax.set_title(f"{name} f{c + 1}", fontsize=6)
+            ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.45 / height, bottom=0.01, wspace=0.1, hspace=0.35)
+    return save(fig, path)
