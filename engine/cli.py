@@ -45,6 +45,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="comma-separated subset (default: all 24, the study's 22 and layer1/all, layer2/all)")
     p.add_argument("--workers", type=int, default=None,
                    help="embedding worker processes (default: one per core on the CPU, one on a GPU; 0: in-process)")
+    p.add_argument("--scheduler", default="local", choices=("local", "dask"),
+                   help="local: a pool of worker processes (default); dask: a Dask cluster (LocalCluster, "
+                        "LocalCUDACluster with one worker per GPU, or --dask-address)")
+    p.add_argument("--dask-address", default=None,
+                   help="HOST:PORT of a running Dask scheduler (with --scheduler dask; the run folder must be "
+                        "at the same path on every worker)")
     p.add_argument("--job-timeout", type=float, default=3600.0, help="seconds before a job is stopped")
     p.add_argument("--tsne-embedder", default=None, help="opentsne (CPU default) or sklearn-tsne, cuml-tsne, ...")
     p.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote")
@@ -156,7 +162,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         datasets=None if args.datasets in (None, "all") else args.datasets, methods=args.methods,
         seeds=args.seeds, backend=args.backend, space=args.space, representations=args.representations,
         workers=args.workers, job_timeout=args.job_timeout, tsne_embedder=args.tsne_embedder, k=args.k,
-        data_root=args.root)
+        data_root=args.root, scheduler=args.scheduler, dask_address=args.dask_address)
     summary = run(settings, STAGES_OF[args.command])
     if "metrics" in summary:
         print(f"metrics: {summary['metrics']}")

@@ -120,7 +120,12 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
                     "its embedding is a single point", key.id)
         embedding = (cupy if embedder.device == "cuda" else np).zeros((n, 2), dtype=np.float32)
     else:
-        embedding = embedder.embed(x, key.seed)
+        # BLAS threads change the last bits of PCA initialisations; pin them to the job's
+        # threads so that every scheduler (pool, Dask worker, in-process) gives the same bytes.
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=settings.threads):
+            embedding = embedder.embed(x, key.seed)
     seconds = time.perf_counter() - started
     metrics = separation_metrics(embedding, labels.astype("int64"), k=settings.k)
     host = embedding.get() if embedder.device == "cuda" else embedding

@@ -41,7 +41,12 @@ def decide(settings: RunSettings) -> dict:
     for method, name in embedders.items():
         cls = EMBEDDERS[name]
         log.info("%s: %s (%s, %s)", method, cls.library, name, cls.device)
-    log.info("jobs: %d worker(s), %d thread(s) each; metrics on %s", workers, threads, decisions["kernels"])
+    where = {"local": "local worker processes", "dask": "a Dask cluster"}[settings.scheduler]
+    if settings.dask_address:
+        where = f"the Dask scheduler at {settings.dask_address}"
+    decisions["scheduler"] = settings.scheduler
+    log.info("jobs: %s, %d worker(s), %d thread(s) each; metrics on %s", where, workers, threads,
+             decisions["kernels"])
     return decisions
 
 
@@ -99,7 +104,8 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
         todo = [k for k in jobs if not is_done(store, k, job_settings, n[k.dataset])]
         log.info("embed: %d jobs, %d complete, %d to run", len(jobs), len(jobs) - len(todo), len(todo))
         outcomes = run_jobs(out, todo, job_settings, workers=decisions["workers"], timeout=settings.job_timeout,
-                            done=len(jobs) - len(todo), total=len(jobs))
+                            done=len(jobs) - len(todo), total=len(jobs), scheduler=settings.scheduler,
+                            address=settings.dask_address, gpu=decisions["kernels"] == "cupy")
         _record_job_times(out, store, jobs)
         return [o for o in outcomes if o.error]
 

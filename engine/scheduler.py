@@ -1,4 +1,5 @@
-"""The local scheduler: a pool of worker processes, one progress bar, per-job timeouts.
+"""The local scheduler: a pool of worker processes, one progress bar, per-job timeouts
+(``scheduler="dask"`` hands the same jobs to ``engine.cluster`` under the same bar).
 
 Workers are started once (spawned, so no thread state is inherited) and pay the
 one-time costs there: umap-learn compiles its numba code for about half a minute in
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -39,12 +41,14 @@ class Outcome:
 
 def quiet_libraries(level: int) -> None:
     """The embedders log every step at INFO; keep the run's log to its own decisions."""
-    for name in ("openTSNE", "umap", "pynndescent", "numba"):
+    for name in ("openTSNE", "umap", "pynndescent", "numba", "distributed"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
-def _init_worker(threads: int, warm_umap: bool, log_level: int) -> None:
-    os.environ["NUMBA_NUM_THREADS"] = str(threads)
+def prepare_process(threads: int, warm_umap: bool, log_level: int) -> None:
+    """A worker process's one-time setup: thread counts, logging, umap-learn's compilation."""
+    if "numba" not in sys.modules:  # numba refuses a changed NUMBA_NUM_THREADS once its threads run
+        os.environ["NUMBA_NUM_THREADS"] = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     quiet_libraries(log_level)
@@ -62,11 +66,15 @@ def _kill(pool: ProcessPoolExecutor) -> None:
 
 
 def run_jobs(run_dir: str | Path, jobs: list[JobKey], settings: JobSettings, *, workers: int,
-             timeout: float, done: int = 0, total: int | None = None) -> list[Outcome]:
+             timeout: float, done: int = 0, total: int | None = None, scheduler: str = "local",
+             address: str | None = None, gpu: bool = False) -> list[Outcome]:
     """Run ``jobs`` (none of them complete yet); return one Outcome per job.
 
-    ``workers=0`` runs them one after another in this process. ``done``/``total`` set
-    the progress bar when complete jobs were filtered out beforehand.
+    ``scheduler="local"``: a pool of ``workers`` processes, or with ``workers=0`` one job
+    after another in this process. ``scheduler="dask"``: the Dask scheduler at
+    ``address``, else a local Dask cluster of ``workers`` workers (one per GPU where
+    ``gpu``; see ``engine.cluster``). ``done``/``total`` set the progress bar when
+    complete jobs were filtered out beforehand.
     """
     total = len(jobs) + done if total is None else total
     outcomes: list[Outcome] = []
@@ -78,6 +86,12 @@ def run_jobs(run_dir: str | Path, jobs: list[JobKey], settings: JobSettings, *, 
             if outcome.error:
                 log.error("job %s failed: %s", outcome.key.id, outcome.error)
 
+        if scheduler == "dask":
+            from .cluster import run_dask
+
+            run_dask(run_dir, list(jobs), settings, address=address, workers=max(1, workers), timeout=timeout,
+                     gpu=gpu, max_attempts=MAX_ATTEMPTS, finish=finish)
+            return outcomes
         if workers == 0:
             quiet_libraries(logging.getLogger().level)
             for key in jobs:
@@ -99,7 +113,7 @@ def _run_pool(run_dir, queue: list[JobKey], settings: JobSettings, workers: int,
     queue.reverse()  # pop() from the end keeps the original order
 
     def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+        return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=prepare_process,
                                    initargs=(settings.threads, warm, logging.getLogger().level))
 
     pool = new_pool()

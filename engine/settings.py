@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from .embedders import EMBEDDERS, METHODS
 from .errors import SettingsError
 
 SPACES = ("embedding", "representation", "both")
+SCHEDULERS = ("local", "dask")
 MIN_N = 100
 
 #: Presets: N examples per data set; everything else from the defaults below.
@@ -42,6 +45,8 @@ class RunSettings:
     tsne_embedder: str | None = None
     k: int = 10
     data_root: Path | None = None
+    scheduler: str = "local"
+    dask_address: str | None = None
 
     @property
     def spaces(self) -> tuple[str, ...]:
@@ -88,7 +93,8 @@ def auto_preset(backend: str) -> str:
 
 def from_options(*, out, preset: str = "paper", n=None, datasets=None, methods=None, seeds=None,
                  backend: str = "auto", space: str = "embedding", representations=None, workers=None,
-                 job_timeout: float = 3600.0, tsne_embedder=None, k: int = 10, data_root=None) -> RunSettings:
+                 job_timeout: float = 3600.0, tsne_embedder=None, k: int = 10, data_root=None,
+                 scheduler: str = "local", dask_address: str | None = None) -> RunSettings:
     """Validate every option (each bad value gets its own message) and resolve the preset."""
     if backend not in BACKENDS:
         raise SettingsError(f"--backend: unknown {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -124,10 +130,29 @@ def from_options(*, out, preset: str = "paper", n=None, datasets=None, methods=N
         raise SettingsError(f"--tsne-embedder: unknown {tsne_embedder!r}; choose from {', '.join(names)}")
     if not isinstance(k, int) or k < 1:
         raise SettingsError(f"--k must be a whole number >= 1; got {k!r}")
+    _check_scheduler(scheduler, dask_address, workers)
     return RunSettings(out=Path(out), preset=preset, n=n, datasets=datasets, methods=methods, seeds=seeds,
                        backend=backend, space=space, representations=reps, workers=workers,
                        job_timeout=float(job_timeout), tsne_embedder=tsne_embedder, k=k,
-                       data_root=None if data_root is None else Path(data_root))
+                       data_root=None if data_root is None else Path(data_root), scheduler=scheduler,
+                       dask_address=dask_address or None)
+
+
+def _check_scheduler(scheduler: str, address: str | None, workers) -> None:
+    if scheduler not in SCHEDULERS:
+        raise SettingsError(f"--scheduler: unknown {scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+    if scheduler == "local":
+        if address:
+            raise SettingsError(f"--dask-address {address} needs --scheduler dask")
+        return
+    if importlib.util.find_spec("distributed") is None:
+        raise SettingsError("--scheduler dask needs dask.distributed: pip install 'repscope[dask]' "
+                            "(or 'dask[distributed]'), or use --scheduler local")
+    if workers == 0:
+        raise SettingsError("--workers 0 (in-process) is for --scheduler local; give a Dask cluster 1 or more")
+    if address is not None and not re.fullmatch(r"([a-z]+://)?[^\s:/]+:\d+", address):
+        raise SettingsError(f"--dask-address takes HOST:PORT (or tcp://HOST:PORT) of a running scheduler; "
+                            f"got {address!r}")
 
 
 def default_workers(gpu: bool) -> int:

@@ -1,0 +1,164 @@
+"""The Dask scheduler: the embedding jobs on a LocalCluster, a LocalCUDACluster or a
+running Dask scheduler.
+
+The jobs are the local scheduler's: ``jobs.run_job(run_dir, key, settings)``, a pure
+function of the run folder and the key. Each worker writes its job's embedding into the
+store itself (one job, one array; the groups above them exist before any job starts),
+and the driver only learns which jobs finished. Dask reschedules a job whose worker
+died on another worker; after ``MAX_ATTEMPTS`` deaths (on clusters started here; a
+running scheduler applies its own ``distributed.scheduler.allowed-failures``) the job
+is reported as failed and the others go on.
+
+Dask has no per-task timeout, so a job stops its own worker process when it outlives
+``--job-timeout``, after leaving a marker file; the rescheduled attempt sees the marker
+and fails at once with the timeout as its error, rather than running again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from . import jobs
+from .jobs import JobKey, JobSettings
+from .scheduler import Outcome, prepare_process, quiet_libraries
+
+log = logging.getLogger(__name__)
+
+#: Marker files of jobs that timed out, per driver invocation, under the run folder.
+MARKERS = ".scheduler"
+
+
+class JobTimeout(RuntimeError):
+    pass
+
+
+def _marker(marker_dir: str, key: JobKey) -> Path:
+    return Path(marker_dir) / (re.sub(r"[^A-Za-z0-9.-]+", "_", key.id) + ".timeout")
+
+
+def _stop_worker(marker: Path, timeout: float) -> None:
+    marker.write_text(f"timed out after {timeout:g} s\n")
+    logging.getLogger(__name__).error("%s: past the %g s timeout; stopping this worker", marker.stem, timeout)
+    os._exit(3)  # the nanny starts a fresh worker; the scheduler reschedules the job, which then fails at once
+
+
+def dask_job(run_dir: str, key: JobKey, settings: JobSettings, timeout: float, marker_dir: str) -> dict:
+    """One job on a Dask worker, stopped (with its worker) past ``timeout`` seconds."""
+    marker = _marker(marker_dir, key)
+    if marker.exists():
+        raise JobTimeout(f"timed out after {timeout:g} s; the worker was stopped")
+    try:
+        import numba
+
+        numba.set_num_threads(max(1, min(settings.threads, numba.config.NUMBA_NUM_THREADS)))
+    except ImportError:
+        pass
+    timer = threading.Timer(timeout, _stop_worker, (marker, timeout))
+    timer.daemon = True
+    timer.start()
+    try:
+        return jobs.run_job(run_dir, key, settings)  # looked up at call time, so a worker may wrap it
+    finally:
+        timer.cancel()
+
+
+class PrepareWorker(WorkerPlugin):
+    """Every worker, also one restarted after a death: threads, logging, umap-learn's compilation."""
+
+    name = "repscope-prepare"
+
+    def __init__(self, threads: int, warm_umap: bool, log_level: int) -> None:
+        self.args = (threads, warm_umap, log_level)
+
+    def setup(self, worker) -> None:
+        prepare_process(*self.args)
+
+
+@contextlib.contextmanager
+def connect(address: str | None, workers: int, threads: int, gpu: bool, max_attempts: int):
+    """A Dask client: to the scheduler at ``address``, else to a cluster started here
+    (a LocalCUDACluster with one worker per GPU where ``gpu`` and dask-cuda is installed,
+    else a LocalCluster of ``workers`` single-task worker processes)."""
+    import dask
+    from distributed import Client
+
+    if address:
+        with Client(address, timeout="30s") as client:
+            log.info("dask: scheduler %s, %d workers", address, len(client.scheduler_info()["workers"]))
+            yield client
+        return
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"),
+                   NUMBA_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": max_attempts - 1,
+                                             "distributed.nanny.pre-spawn-environ": environ}))
+        if gpu and importlib.util.find_spec("dask_cuda") is not None:
+            from dask_cuda import LocalCUDACluster
+
+            cluster = stack.enter_context(LocalCUDACluster(threads_per_worker=1, dashboard_address=":0"))
+            kind = "LocalCUDACluster (one worker per GPU)"
+        else:
+            from distributed import LocalCluster
+
+            if gpu:
+                log.warning("dask: dask-cuda is not installed; a LocalCluster of %d worker(s) shares the GPU", workers)
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                       dashboard_address=":0"))
+            kind = "LocalCluster"
+        client = stack.enter_context(Client(cluster))
+        log.info("dask: %s with %d workers, %d thread(s) per job", kind, len(cluster.workers), threads)
+        yield client
+
+
+def run_dask(run_dir, queue: list[JobKey], settings: JobSettings, *, address: str | None, workers: int,
+             timeout: float, gpu: bool, max_attempts: int, finish) -> None:
+    """Run ``queue`` on Dask; call ``finish(Outcome)`` as each job ends."""
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    warm = any(settings.embedders.get(k.method) == "umap-learn" for k in queue)
+    quiet_libraries(logging.getLogger().level)  # distributed logs every worker start and stop at INFO
+    run_dir = Path(run_dir)
+    marker_dir = run_dir / MARKERS / uuid.uuid4().hex[:12]
+    marker_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with connect(address, workers, settings.threads, gpu, max_attempts) as client:
+            dashboard = client.dashboard_link
+            log.info("dask dashboard: %s%s", dashboard,
+                     "" if importlib.util.find_spec("bokeh") else " (install bokeh to serve it)")
+            client.register_plugin(PrepareWorker(settings.threads, warm, logging.getLogger().level))
+            started = time.monotonic()
+            futures = {client.submit(dask_job, str(run_dir), key, settings, timeout, str(marker_dir),
+                                     key=f"{key.id}@{marker_dir.name}", pure=False): key for key in queue}
+            for future in as_completed(futures):
+                key = futures[future]
+                if future.status == "finished":
+                    finish(Outcome(key, future.result().get("seconds")))
+                else:
+                    error = future.exception()
+                    if isinstance(error, KilledWorker):
+                        message = (f"timed out after {timeout:g} s; the worker was stopped"
+                                   if _marker(str(marker_dir), key).exists()
+                                   else "its worker process died (out of memory or a crash) on every attempt")
+                    elif isinstance(error, JobTimeout):
+                        message = str(error)
+                    else:
+                        message = f"{type(error).__name__}: {error}"
+                    finish(Outcome(key, error=message))
+                future.release()
+            log.info("dask: %d jobs in %.1f s", len(queue), time.monotonic() - started)
+    finally:
+        shutil.rmtree(marker_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            marker_dir.parent.rmdir()
