@@ -51,6 +51,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dask-address", default=None,
                    help="HOST:PORT of a running Dask scheduler (with --scheduler dask; the run folder must be "
                         "at the same path on every worker)")
+    p.add_argument("--store", default=None,
+                   help="where the Zarr store lives: a path or an fsspec URL every worker can reach "
+                        "(default: OUT/store.zarr)")
     p.add_argument("--job-timeout", type=float, default=3600.0, help="seconds before a job is stopped")
     p.add_argument("--tsne-embedder", default=None, help="opentsne (CPU default) or sklearn-tsne, cuml-tsne, ...")
     p.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote")
@@ -162,7 +165,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         datasets=None if args.datasets in (None, "all") else args.datasets, methods=args.methods,
         seeds=args.seeds, backend=args.backend, space=args.space, representations=args.representations,
         workers=args.workers, job_timeout=args.job_timeout, tsne_embedder=args.tsne_embedder, k=args.k,
-        data_root=args.root, scheduler=args.scheduler, dask_address=args.dask_address)
+        data_root=args.root, scheduler=args.scheduler, dask_address=args.dask_address, store=args.store)
     summary = run(settings, STAGES_OF[args.command])
     if "metrics" in summary:
         print(f"metrics: {summary['metrics']}")

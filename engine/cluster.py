@@ -10,8 +10,9 @@ running scheduler applies its own ``distributed.scheduler.allowed-failures``) th
 is reported as failed and the others go on.
 
 Dask has no per-task timeout, so a job stops its own worker process when it outlives
-``--job-timeout``, after leaving a marker file; the rescheduled attempt sees the marker
-and fails at once with the timeout as its error, rather than running again.
+``--job-timeout``, after flagging the timeout in the store (the one place every worker
+reaches); the rescheduled attempt sees it and fails at once with the
+timeout as its error, rather than running again. A later run retries the job.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import contextlib
 import importlib.util
 import logging
 import os
-import re
-import shutil
 import threading
 import time
 import uuid
@@ -29,34 +28,40 @@ from pathlib import Path
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from store import RunStore, flag_group
+
 from . import jobs
 from .jobs import JobKey, JobSettings
+from .runinfo import STORE
 from .scheduler import Outcome, prepare_process, quiet_libraries
 
 log = logging.getLogger(__name__)
-
-#: Marker files of jobs that timed out, per driver invocation, under the run folder.
-MARKERS = ".scheduler"
-
 
 class JobTimeout(RuntimeError):
     pass
 
 
-def _marker(marker_dir: str, key: JobKey) -> Path:
-    return Path(marker_dir) / (re.sub(r"[^A-Za-z0-9.-]+", "_", key.id) + ".timeout")
+def _store(run_dir: str, settings: JobSettings) -> RunStore:
+    return RunStore(settings.store or Path(run_dir) / STORE)
 
 
-def _stop_worker(marker: Path, timeout: float) -> None:
-    marker.write_text(f"timed out after {timeout:g} s\n")
-    logging.getLogger(__name__).error("%s: past the %g s timeout; stopping this worker", marker.stem, timeout)
-    os._exit(3)  # the nanny starts a fresh worker; the scheduler reschedules the job, which then fails at once
+def _timed_out(store: RunStore, key: JobKey, token: str) -> bool:
+    """Whether the job stopped its worker for the timeout in this invocation (``token``)."""
+    return store.has_flag(f"timeouts-{token}", key.id)
 
 
-def dask_job(run_dir: str, key: JobKey, settings: JobSettings, timeout: float, marker_dir: str) -> dict:
+def _stop_worker(store: RunStore, key: JobKey, token: str, timeout: float) -> None:
+    """Past the timeout: flag it in the store (what every worker reaches), then end this
+    worker process; its nanny starts a fresh one."""
+    store.set_flag(f"timeouts-{token}", key.id)
+    logging.getLogger(__name__).error("%s: past the %g s timeout; stopping this worker", key.id, timeout)
+    os._exit(3)
+
+
+def dask_job(run_dir: str, key: JobKey, settings: JobSettings, timeout: float, token: str) -> dict:
     """One job on a Dask worker, stopped (with its worker) past ``timeout`` seconds."""
-    marker = _marker(marker_dir, key)
-    if marker.exists():
+    store = _store(run_dir, settings)
+    if _timed_out(store, key, token):
         raise JobTimeout(f"timed out after {timeout:g} s; the worker was stopped")
     try:
         import numba
@@ -64,7 +69,7 @@ def dask_job(run_dir: str, key: JobKey, settings: JobSettings, timeout: float, m
         numba.set_num_threads(max(1, min(settings.threads, numba.config.NUMBA_NUM_THREADS)))
     except ImportError:
         pass
-    timer = threading.Timer(timeout, _stop_worker, (marker, timeout))
+    timer = threading.Timer(timeout, _stop_worker, (store, key, token, timeout))
     timer.daemon = True
     timer.start()
     try:
@@ -101,7 +106,9 @@ def connect(address: str | None, workers: int, threads: int, gpu: bool, max_atte
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"),
                    NUMBA_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
     with contextlib.ExitStack() as stack:
+        # worker-saturation 1: a worker is sent only the job it runs (see the task keys below)
         stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": max_attempts - 1,
+                                             "distributed.scheduler.worker-saturation": 1.0,
                                              "distributed.nanny.pre-spawn-environ": environ}))
         if gpu and importlib.util.find_spec("dask_cuda") is not None:
             from dask_cuda import LocalCUDACluster
@@ -129,36 +136,36 @@ def run_dask(run_dir, queue: list[JobKey], settings: JobSettings, *, address: st
 
     warm = any(settings.embedders.get(k.method) == "umap-learn" for k in queue)
     quiet_libraries(logging.getLogger().level)  # distributed logs every worker start and stop at INFO
-    run_dir = Path(run_dir)
-    marker_dir = run_dir / MARKERS / uuid.uuid4().hex[:12]
-    marker_dir.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:12]  # this invocation: a rerun retries the jobs that time out now
+    flags = f"timeouts-{token}"
+    store = _store(str(run_dir), settings)
+    store.ensure_groups(flag_group(flags))
     try:
         with connect(address, workers, settings.threads, gpu, max_attempts) as client:
-            dashboard = client.dashboard_link
-            log.info("dask dashboard: %s%s", dashboard,
+            log.info("dask dashboard: %s%s", client.dashboard_link,
                      "" if importlib.util.find_spec("bokeh") else " (install bokeh to serve it)")
             client.register_plugin(PrepareWorker(settings.threads, warm, logging.getLogger().level))
             started = time.monotonic()
-            futures = {client.submit(dask_job, str(run_dir), key, settings, timeout, str(marker_dir),
-                                     key=f"{key.id}@{marker_dir.name}", pure=False): key for key in queue}
+            # One task group ("embed-..."), so that Dask queues the jobs on the scheduler and a
+            # worker holds only the job it runs: a death then blames no job waiting behind it.
+            futures = {client.submit(dask_job, str(run_dir), key, settings, timeout, token,
+                                     key=f"embed-{key.id.replace('/', '.')}-{token}", pure=False): key
+                       for key in queue}
             for future in as_completed(futures):
                 key = futures[future]
                 if future.status == "finished":
                     finish(Outcome(key, future.result().get("seconds")))
                 else:
                     error = future.exception()
-                    if isinstance(error, KilledWorker):
-                        message = (f"timed out after {timeout:g} s; the worker was stopped"
-                                   if _marker(str(marker_dir), key).exists()
-                                   else "its worker process died (out of memory or a crash) on every attempt")
-                    elif isinstance(error, JobTimeout):
-                        message = str(error)
+                    if isinstance(error, JobTimeout) or (isinstance(error, KilledWorker)
+                                                         and _timed_out(store, key, token)):
+                        message = f"timed out after {timeout:g} s; the worker was stopped"
+                    elif isinstance(error, KilledWorker):
+                        message = "its worker process died (out of memory or a crash) on every attempt"
                     else:
                         message = f"{type(error).__name__}: {error}"
                     finish(Outcome(key, error=message))
                 future.release()
             log.info("dask: %d jobs in %.1f s", len(queue), time.monotonic() - started)
     finally:
-        shutil.rmtree(marker_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            marker_dir.parent.rmdir()
+        store.clear_flags(flags)

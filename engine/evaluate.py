@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from kernels import separation_metrics
 from store import RunStore, array_key, representation
 
-from .jobs import STORE, JobKey
+from .jobs import JobKey
+from .runinfo import store_location
 from .tables import write_metrics_csv, write_tables
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     Jobs whose embedding is missing are left out with a warning (the embed stage makes them).
     """
     run_dir = Path(run_dir)
-    store = RunStore(run_dir / STORE)
+    store = RunStore(store_location(run_dir))
     labels = {d: store.labels(d) for d in dict.fromkeys(key.dataset for key in jobs)}
     rows, missing = [], []
     if "embedding" in spaces:

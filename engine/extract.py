@@ -29,12 +29,11 @@ from .data import load
 from .errors import SettingsError
 from .idx import read_rows
 from .model import Outputs, to_input
-from .runinfo import update_run_config
+from .runinfo import STORE, store_location, update_run_config  # noqa: F401  (STORE: the default name)
 from .train import NETWORKS, ensure_checkpoints, load_network
 
 log = logging.getLogger(__name__)
 
-STORE = "store.zarr"
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,10 @@ def extract(
     backend: str = "auto",
     settings: TrainSettings = TrainSettings(),
 ) -> Path:
-    """Fill ``<run_dir>/store.zarr/<dataset>`` with labels, images and every layer of both
-    networks for the first ``n`` training examples (training first if the checkpoints are
-    missing). Returns the store's path."""
+    """Fill ``<store>/<dataset>`` (``<run_dir>/store.zarr`` unless the run's settings put the
+    store elsewhere) with labels, images and every layer of both networks for the first
+    ``n`` training examples (training first if the checkpoints are missing). Returns the
+    store's location."""
     spec = dataset_spec(dataset)
     data = load(spec.name, data_root)
     total = len(data.train_images)
@@ -86,7 +86,7 @@ def extract(
     ckpt = ensure_checkpoints(run_dir, data, seed, settings, device)
     nets = {name: load_network(path, device) for name, path in zip(NETWORKS, (ckpt.trained, ckpt.untrained))}
 
-    store_path = Path(run_dir) / STORE
+    store_path = store_location(run_dir)
     store = RunStore(store_path)
     train_sums = {k: v for k, v in data.sha256.items() if k.startswith("train-")}
     progress = [

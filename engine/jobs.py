@@ -25,11 +25,11 @@ import numpy as np
 from store import CHUNK_ROWS, REPRESENTATIONS, RunStore, array_key, embedding_key, representation
 
 from .embedders import EMBEDDERS
+from .runinfo import STORE
 
 log = logging.getLogger(__name__)
 
 NETWORKS = ("trained", "untrained")
-STORE = "store.zarr"
 K = 10
 
 
@@ -68,11 +68,13 @@ def job_list(datasets, seeds, methods, representations=None) -> list[JobKey]:
 
 @dataclass(frozen=True)
 class JobSettings:
-    """What a job needs besides its key: which embedder per method, threads, k."""
+    """What a job needs besides its key: which embedder per method, threads, k, the store."""
 
     embedders: dict  # method -> embedder name
     threads: int = 1
     k: int = K
+    #: The store's location (a path or an fsspec URL); empty: ``<run_dir>/store.zarr``.
+    store: str = ""
 
 
 def source_fingerprint(store: RunStore, key: JobKey) -> dict:
@@ -96,7 +98,7 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
     """Embed and score one representation; return {id, seconds, metrics, skipped}."""
     from kernels import separation_metrics
 
-    store = RunStore(Path(run_dir) / STORE)
+    store = RunStore(settings.store or Path(run_dir) / STORE)
     embedder = EMBEDDERS[settings.embedders[key.method]](threads=settings.threads)
     labels = store.labels(key.dataset)
     n = len(labels)

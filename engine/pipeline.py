@@ -18,8 +18,8 @@ from .data import fetch, load
 from .embedders import EMBEDDERS, choose_embedder
 from .errors import EngineError
 from .extract import extract
-from .jobs import STORE, JobKey, JobSettings, is_done, job_list
-from .runinfo import update_run_config
+from .jobs import JobKey, JobSettings, is_done, job_list
+from .runinfo import store_location, update_run_config
 from .scheduler import run_jobs
 from .settings import RunSettings, default_workers
 from .train import ensure_checkpoints
@@ -92,10 +92,10 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
         stage("extract", extract_all)
     jobs = jobs_for(settings)
     job_settings = JobSettings(embedders=decisions.get("embedders", {}), threads=decisions.get("threads_per_worker", 1),
-                               k=settings.k)
+                               k=settings.k, store=str(store_location(out)))
 
     def embed_all():
-        store = RunStore(out / STORE)
+        store = RunStore(store_location(out))
         try:
             n = {d: len(store.labels(d)) for d in settings.datasets}
         except KeyError as exc:

@@ -29,13 +29,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kernels import knn_votes
-from store import REPRESENTATIONS, RunStore, array_key, embedding_key
+from store import REPRESENTATIONS, RunStore, array_key, embedding_key, is_url
 
 from .config import dataset_spec
 from .errors import MissingDataError
 from .evaluate import METRICS_CSV
 from .findings import LAYERS, SEPARATION, Confusion, check_findings, cells_by_run, layer_average
-from .jobs import K, NETWORKS, STORE
+from .jobs import K, NETWORKS
+from .runinfo import store_location
 from .runinfo import CONFIG
 from .tables import NOTE, PARTIAL, read_metrics_csv, study_tables
 
@@ -116,8 +117,9 @@ class RunFolder:
             raise MissingDataError(f"{path} is not a run folder (no {CONFIG}); {hint}")
         if not (path / METRICS_CSV).is_file():
             raise MissingDataError(f"{path / METRICS_CSV} does not exist; the evaluate stage writes it ({hint})")
-        if not (path / STORE).is_dir():
-            raise MissingDataError(f"{path / STORE} does not exist; {hint}")
+        location = store_location(path)
+        if not is_url(location) and not Path(location).is_dir():
+            raise MissingDataError(f"{location} does not exist; {hint}")
         rows = read_metrics_csv(path / METRICS_CSV)
         if not rows:
             raise MissingDataError(f"{path / METRICS_CSV} has no rows; {hint}")
@@ -125,7 +127,7 @@ class RunFolder:
         if (path / "jobs.csv").is_file():
             with open(path / "jobs.csv", newline="") as f:
                 jobs = list(csv.DictReader(f))
-        folder = cls(path, json.loads((path / CONFIG).read_text()), rows, RunStore(path / STORE), jobs)
+        folder = cls(path, json.loads((path / CONFIG).read_text()), rows, RunStore(location), jobs)
         embedded = [r for r in rows if r["space"] == "embedding"]
         folder.datasets = sorted({r["dataset"] for r in rows}, key=["mnist", "fashion-mnist"].index)
         folder.methods = sorted({r["method"] for r in embedded})

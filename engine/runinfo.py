@@ -9,6 +9,16 @@ from importlib import metadata
 from pathlib import Path
 
 CONFIG = "config.json"
+#: The run's Zarr store inside its folder, unless the ``store`` setting puts it elsewhere.
+STORE = "store.zarr"
+
+
+def store_location(run_dir: str | os.PathLike) -> str | Path:
+    """Where a run's store is: the ``store`` setting recorded in its config.json (a path
+    or an fsspec URL), else ``<run_dir>/store.zarr``."""
+    path = Path(run_dir) / CONFIG
+    config = json.loads(path.read_text()) if path.is_file() else {}
+    return config.get("settings", {}).get("store") or Path(run_dir) / STORE
 
 
 def versions() -> dict[str, str]:

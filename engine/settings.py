@@ -47,6 +47,8 @@ class RunSettings:
     data_root: Path | None = None
     scheduler: str = "local"
     dask_address: str | None = None
+    #: The Zarr store: None for ``<out>/store.zarr``, else an absolute path or an fsspec URL.
+    store: str | None = None
 
     @property
     def spaces(self) -> tuple[str, ...]:
@@ -94,7 +96,7 @@ def auto_preset(backend: str) -> str:
 def from_options(*, out, preset: str = "paper", n=None, datasets=None, methods=None, seeds=None,
                  backend: str = "auto", space: str = "embedding", representations=None, workers=None,
                  job_timeout: float = 3600.0, tsne_embedder=None, k: int = 10, data_root=None,
-                 scheduler: str = "local", dask_address: str | None = None) -> RunSettings:
+                 scheduler: str = "local", dask_address: str | None = None, store=None) -> RunSettings:
     """Validate every option (each bad value gets its own message) and resolve the preset."""
     if backend not in BACKENDS:
         raise SettingsError(f"--backend: unknown {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -131,11 +133,32 @@ def from_options(*, out, preset: str = "paper", n=None, datasets=None, methods=N
     if not isinstance(k, int) or k < 1:
         raise SettingsError(f"--k must be a whole number >= 1; got {k!r}")
     _check_scheduler(scheduler, dask_address, workers)
+    store = _check_store(store)
     return RunSettings(out=Path(out), preset=preset, n=n, datasets=datasets, methods=methods, seeds=seeds,
                        backend=backend, space=space, representations=reps, workers=workers,
                        job_timeout=float(job_timeout), tsne_embedder=tsne_embedder, k=k,
                        data_root=None if data_root is None else Path(data_root), scheduler=scheduler,
-                       dask_address=dask_address or None)
+                       dask_address=dask_address or None, store=store)
+
+
+def _check_store(store) -> str | None:
+    """An fsspec URL whose protocol is installed, or a path made absolute (workers may start elsewhere)."""
+    if store is None or str(store) == "":
+        return None
+    store = str(store)
+    if "://" not in store:
+        return str(Path(store).expanduser().resolve())
+    import fsspec
+
+    protocol = store.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ValueError:
+        raise SettingsError(f"--store {store}: fsspec knows no protocol {protocol!r}; give a path or a URL "
+                            "such as s3://bucket/run.zarr or file:///shared/run.zarr") from None
+    except ImportError as exc:
+        raise SettingsError(f"--store {store}: {exc} (the package fsspec needs for {protocol}://)") from None
+    return store
 
 
 def _check_scheduler(scheduler: str, address: str | None, workers) -> None:

@@ -11,9 +11,11 @@ for is rebuilt from scratch rather than mixed with new rows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,16 @@ from .layout import array_key, chunks_for, labels_key, representation
 log = logging.getLogger(__name__)
 
 _ATTR = "repscope"
+_FLAGS = "_flags"
+
+
+def flag_group(group: str) -> str:
+    """The store path of a flag group, for ``RunStore.ensure_groups``."""
+    return f"{_FLAGS}/{group}"
+
+
+def _flag_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", ".", name)
 
 
 @dataclass
@@ -41,12 +53,20 @@ def _normalise(obj: dict) -> dict:
     return json.loads(json.dumps(obj, sort_keys=True))
 
 
-class RunStore:
-    """The ``store.zarr`` of one run folder."""
+def is_url(location: str | os.PathLike) -> bool:
+    """Whether a store location is an fsspec URL (``s3://...``, ``file://...``) rather than a path."""
+    return isinstance(location, str) and "://" in location
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.root = zarr.open_group(str(self.path), mode="a", zarr_format=3)
+
+class RunStore:
+    """The Zarr store of one run: a local path (``<run>/store.zarr`` by default) or an
+    fsspec URL that every worker can reach."""
+
+    def __init__(self, location: str | os.PathLike) -> None:
+        self.path = location if is_url(location) else Path(location)
+        # fsspec's local file system does not create folders unless asked; object stores have none
+        options = {"storage_options": {"auto_mkdir": True}} if str(location).startswith("file://") else {}
+        self.root = zarr.open_group(str(self.path), mode="a", zarr_format=3, **options)
 
     # ------------------------------------------------------------------ writing
 
@@ -108,6 +128,25 @@ class RunStore:
         """Create groups (and their parents) before parallel writers add arrays under them."""
         for path in paths:
             self.root.require_group(path)
+
+    # ------------------------------------------------------------------ flags
+
+    def set_flag(self, group: str, name: str) -> None:
+        """Record that ``name`` happened, under ``group`` (made beforehand with
+        ``ensure_groups(flag_group(group))``): one small group per flag, so processes that
+        set flags side by side never rewrite a shared file."""
+        self.root.require_group(f"{_FLAGS}/{group}/{_flag_name(name)}")
+
+    def has_flag(self, group: str, name: str) -> bool:
+        try:
+            self.root[f"{_FLAGS}/{group}/{_flag_name(name)}"]
+        except KeyError:
+            return False
+        return True
+
+    def clear_flags(self, group: str) -> None:
+        with contextlib.suppress(KeyError):
+            del self.root[f"{_FLAGS}/{group}"]
 
     def _set(self, progress: Progress, **values) -> None:
         current = self.info(progress.key) or {}  # re-read: another handle may have annotated it

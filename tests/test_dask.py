@@ -42,7 +42,7 @@ def local_csv(smoke_run, data_root, tmp_path_factory):
 @pytest.fixture()
 def cluster():
     """Two single-task worker processes; a job whose worker dies twice fails."""
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}):
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as c, \
                 Client(c) as client:
             yield c, client
@@ -62,17 +62,20 @@ def test_smoke_preset_on_a_local_cluster_matches_the_local_scheduler(smoke_run, 
     settings = from_options(out=out, preset="smoke", data_root=data_root, scheduler="dask", workers=workers)
     pipeline.run(settings, pipeline.STAGES[:-1])
     assert (out / "metrics.csv").read_bytes() == (smoke_run / "metrics.csv").read_bytes()
-    assert not (out / ".scheduler").exists()
 
 
 def test_a_worker_killed_mid_job_is_survived(smoke_run, data_root, tmp_path, cluster, local_csv):
+    """Also with the store outside the run folder, at an fsspec URL the workers write to."""
     c, client = cluster
     marker = tmp_path / "kills"
     client.register_plugin(Misbehave(JOB, str(marker), "kill-once"))
     out = _fresh(smoke_run, tmp_path / "run")
-    _run(out, data_root, c.scheduler_address)
+    url = f"file://{tmp_path}/shared/run.zarr"
+    _run(out, data_root, c.scheduler_address, store=url)
     assert marker.read_text().count("\n") == 1  # the worker did die once
     assert (out / "metrics.csv").read_text() == local_csv
+    assert not (out / "store.zarr").exists()
+    assert RunStore(url).is_complete("mnist/seed42/trained/embeddings/tsne/layer3")
 
 
 def test_a_job_that_keeps_killing_its_worker_is_named_and_the_rest_kept(smoke_run, data_root, tmp_path, cluster):

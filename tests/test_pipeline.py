@@ -109,10 +109,18 @@ def test_seed_reaches_the_library(monkeypatch):
     ({"workers": -1}, "--workers must be"),
     ({"job_timeout": 0}, "--job-timeout must be"),
     ({"tsne_embedder": "umap-learn"}, "--tsne-embedder: unknown"),
+    ({"store": "nosuch://bucket/run.zarr"}, "fsspec knows no protocol 'nosuch'"),
 ])
 def test_bad_settings_are_named(options, message):
     with pytest.raises(SettingsError, match=message):
         from_options(out="runs/x", **options)
+
+
+def test_a_store_path_is_made_absolute_and_a_url_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert from_options(out="x", store="elsewhere/run.zarr").store == str(tmp_path / "elsewhere" / "run.zarr")
+    assert from_options(out="x", store="file:///shared/run.zarr").store == "file:///shared/run.zarr"
+    assert from_options(out="x").store is None
 
 
 def test_presets():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from store import (
-    CHUNK_ROWS, LAYERS, REPRESENTATIONS, STUDY_REPRESENTATIONS, RunStore, chunks_for, representation,
+    CHUNK_ROWS, LAYERS, REPRESENTATIONS, STUDY_REPRESENTATIONS, RunStore, chunks_for, flag_group, representation,
 )
 
 
@@ -94,3 +94,27 @@ def test_read_representation_reads_the_right_filter(tmp_path):
     np.testing.assert_array_equal(store.read_representation("m", 3, "untrained", "original", rows=slice(2, 4)),
                                   images[2:4].astype(np.float32) / np.float32(255))
     np.testing.assert_array_equal(store.labels("m"), np.arange(n))
+
+
+def test_a_store_at_an_fsspec_url_works_like_a_path(tmp_path):
+    url = f"file://{tmp_path}/nested/run.zarr"  # folders that do not exist yet
+    store = RunStore(url)
+    progress = store.prepare("mnist/labels", (5,), "uint8", {"n": 5})
+    progress.array[:] = np.arange(5, dtype=np.uint8)
+    store.commit_rows(progress, 5)
+    store.mark_complete(progress)
+    again = RunStore(url)
+    assert again.is_complete("mnist/labels", {"n": 5})
+    np.testing.assert_array_equal(again.labels("mnist"), np.arange(5))
+    assert (tmp_path / "nested" / "run.zarr" / "mnist" / "labels" / "zarr.json").is_file()
+
+
+def test_flags_are_per_group_and_cleared_together(tmp_path):
+    store = RunStore(tmp_path / "store.zarr")
+    store.ensure_groups(flag_group("timeouts-a"))
+    assert not store.has_flag("timeouts-a", "mnist/seed42/trained/tsne/layer3")
+    store.set_flag("timeouts-a", "mnist/seed42/trained/tsne/layer3")
+    assert RunStore(tmp_path / "store.zarr").has_flag("timeouts-a", "mnist/seed42/trained/tsne/layer3")
+    assert not store.has_flag("timeouts-b", "mnist/seed42/trained/tsne/layer3")
+    store.clear_flags("timeouts-a")
+    assert not store.has_flag("timeouts-a", "mnist/seed42/trained/tsne/layer3")
