@@ -178,11 +178,9 @@ def _scatter_figures(run: RunFolder, cache: FigureCache, dataset: str, method: s
             out["singles"][network].append((name, rel + ".png"))
 
         rel = f"{base}/{network}/grid"
-        panels = GRID
-        key = _key([fp(network, n) for n in panels if n])
-        cache.add(rel, key, lambda p, net=network, ps=panels: grid_figure(
+        cache.add(rel, _key([fp(network, n) for n in GRID if n]), lambda p, net=network: grid_figure(
             [(run.panel_title(dataset, seed, net, method, n), run.embedding(dataset, seed, net, method, n)) if n
-             else ("", None) for n in ps], labels, spec.classes,
+             else ("", None) for n in GRID], labels, spec.classes,
             f"{dataset}, {method}, {net} network, seed {seed}, N = {len(labels)}", p))
         out["grids"][network] = rel + ".png"
     if out["singles"]["trained"][:1] == [("original", f"{base}/original.png")]:
