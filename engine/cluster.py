@@ -103,13 +103,13 @@ def connect(address: str | None, workers: int, threads: int, gpu: bool, max_atte
             log.info("dask: scheduler %s, %d workers", address, len(client.scheduler_info()["workers"]))
             yield client
         return
-    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"),
-                   NUMBA_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
+    # Thread counts are set in each worker (PrepareWorker, dask_job), not through the nanny's
+    # pre-spawn-environ: the nanny writes those variables into this process's environment too,
+    # and numba here would then refuse its own thread count.
     with contextlib.ExitStack() as stack:
         # worker-saturation 1: a worker is sent only the job it runs (see the task keys below)
         stack.enter_context(dask.config.set({"distributed.scheduler.allowed-failures": max_attempts - 1,
-                                             "distributed.scheduler.worker-saturation": 1.0,
-                                             "distributed.nanny.pre-spawn-environ": environ}))
+                                             "distributed.scheduler.worker-saturation": 1.0}))
         if gpu and importlib.util.find_spec("dask_cuda") is not None:
             from dask_cuda import LocalCUDACluster
 

@@ -16,7 +16,7 @@ from store import RunStore
 from .backend import torch_device
 from .data import fetch, load
 from .embedders import EMBEDDERS, choose_embedder
-from .errors import EngineError
+from .errors import EngineError, MissingDataError
 from .extract import extract
 from .jobs import JobKey, JobSettings, is_done, job_list
 from .runinfo import store_location, update_run_config
@@ -117,7 +117,12 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
     if "report" in stages:  # also after failed jobs: the page lists what is missing
         from .report import build_report
 
-        summary["report"] = str(stage("report", lambda: build_report(out, settings.k)))
+        try:
+            summary["report"] = str(stage("report", lambda: build_report(out, settings.k)))
+        except MissingDataError as exc:
+            if not failures:
+                raise
+            log.warning("no report: %s", exc)  # every job failed; the error below names them
     summary["timings"] = timings
     if failures:
         listing = "; ".join(f"{o.key.id}: {o.error}" for o in failures[:5])
