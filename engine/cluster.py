@@ -24,7 +24,6 @@ import os
 import threading
 import time
 import uuid
-from pathlib import Path
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -32,7 +31,6 @@ from store import RunStore, flag_group
 
 from . import jobs
 from .jobs import JobKey, JobSettings
-from .runinfo import STORE
 from .scheduler import Outcome, prepare_process, quiet_libraries
 
 log = logging.getLogger(__name__)
@@ -41,27 +39,19 @@ class JobTimeout(RuntimeError):
     pass
 
 
-def _store(run_dir: str, settings: JobSettings) -> RunStore:
-    return RunStore(settings.store or Path(run_dir) / STORE)
-
-
-def _timed_out(store: RunStore, key: JobKey, token: str) -> bool:
-    """Whether the job stopped its worker for the timeout in this invocation (``token``)."""
-    return store.has_flag(f"timeouts-{token}", key.id)
-
-
-def _stop_worker(store: RunStore, key: JobKey, token: str, timeout: float) -> None:
+def _stop_worker(store: RunStore, key: JobKey, flags: str, timeout: float) -> None:
     """Past the timeout: flag it in the store (what every worker reaches), then end this
     worker process; its nanny starts a fresh one."""
-    store.set_flag(f"timeouts-{token}", key.id)
+    store.set_flag(flags, key.id)
     logging.getLogger(__name__).error("%s: past the %g s timeout; stopping this worker", key.id, timeout)
     os._exit(3)
 
 
-def dask_job(run_dir: str, key: JobKey, settings: JobSettings, timeout: float, token: str) -> dict:
-    """One job on a Dask worker, stopped (with its worker) past ``timeout`` seconds."""
-    store = _store(run_dir, settings)
-    if _timed_out(store, key, token):
+def dask_job(run_dir: str, key: JobKey, settings: JobSettings, timeout: float, flags: str) -> dict:
+    """One job on a Dask worker, stopped (with its worker) past ``timeout`` seconds;
+    ``flags``: this invocation's flag group of jobs that timed out."""
+    store = jobs.job_store(run_dir, settings)
+    if store.has_flag(flags, key.id):
         raise JobTimeout(f"timed out after {timeout:g} s; the worker was stopped")
     try:
         import numba
@@ -69,7 +59,7 @@ def dask_job(run_dir: str, key: JobKey, settings: JobSettings, timeout: float, t
         numba.set_num_threads(max(1, min(settings.threads, numba.config.NUMBA_NUM_THREADS)))
     except ImportError:
         pass
-    timer = threading.Timer(timeout, _stop_worker, (store, key, token, timeout))
+    timer = threading.Timer(timeout, _stop_worker, (store, key, flags, timeout))
     timer.daemon = True
     timer.start()
     try:
@@ -138,7 +128,7 @@ def run_dask(run_dir, queue: list[JobKey], settings: JobSettings, *, address: st
     quiet_libraries(logging.getLogger().level)  # distributed logs every worker start and stop at INFO
     token = uuid.uuid4().hex[:12]  # this invocation: a rerun retries the jobs that time out now
     flags = f"timeouts-{token}"
-    store = _store(str(run_dir), settings)
+    store = jobs.job_store(run_dir, settings)
     store.ensure_groups(flag_group(flags))
     try:
         with connect(address, workers, settings.threads, gpu, max_attempts) as client:
@@ -148,7 +138,7 @@ def run_dask(run_dir, queue: list[JobKey], settings: JobSettings, *, address: st
             started = time.monotonic()
             # One task group ("embed-..."), so that Dask queues the jobs on the scheduler and a
             # worker holds only the job it runs: a death then blames no job waiting behind it.
-            futures = {client.submit(dask_job, str(run_dir), key, settings, timeout, token,
+            futures = {client.submit(dask_job, str(run_dir), key, settings, timeout, flags,
                                      key=f"embed-{key.id.replace('/', '.')}-{token}", pure=False): key
                        for key in queue}
             for future in as_completed(futures):
@@ -158,7 +148,7 @@ def run_dask(run_dir, queue: list[JobKey], settings: JobSettings, *, address: st
                 else:
                     error = future.exception()
                     if isinstance(error, JobTimeout) or (isinstance(error, KilledWorker)
-                                                         and _timed_out(store, key, token)):
+                                                         and store.has_flag(flags, key.id)):
                         message = f"timed out after {timeout:g} s; the worker was stopped"
                     elif isinstance(error, KilledWorker):
                         message = "its worker process died (out of memory or a crash) on every attempt"

@@ -29,7 +29,7 @@ from .data import load
 from .errors import SettingsError
 from .idx import read_rows
 from .model import Outputs, to_input
-from .runinfo import STORE, store_location, update_run_config  # noqa: F401  (STORE: the default name)
+from .runinfo import store_location, update_run_config
 from .train import NETWORKS, ensure_checkpoints, load_network
 
 log = logging.getLogger(__name__)

@@ -77,6 +77,11 @@ class JobSettings:
     store: str = ""
 
 
+def job_store(run_dir: str | Path, settings: JobSettings) -> RunStore:
+    """The store a job reads and writes: ``settings.store``, else ``<run_dir>/store.zarr``."""
+    return RunStore(settings.store or Path(run_dir) / STORE)
+
+
 def source_fingerprint(store: RunStore, key: JobKey) -> dict:
     """The fingerprint of the array a job reads: a changed source means a stale embedding."""
     info = store.info(array_key(key.dataset, key.seed, key.network, representation(key.representation).array))
@@ -98,7 +103,7 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
     """Embed and score one representation; return {id, seconds, metrics, skipped}."""
     from kernels import separation_metrics
 
-    store = RunStore(settings.store or Path(run_dir) / STORE)
+    store = job_store(run_dir, settings)
     embedder = EMBEDDERS[settings.embedders[key.method]](threads=settings.threads)
     labels = store.labels(key.dataset)
     n = len(labels)

@@ -225,8 +225,8 @@ def _depth_figures(run: RunFolder, cache: FigureCache, dataset: str, method: str
 
 def _images(run: RunFolder, dataset: str, rows: list[int]) -> np.ndarray:
     original = run.store.array(f"{dataset}/original")
-    x = np.asarray(original.get_orthogonal_selection((sorted(set(rows)), slice(None))))
-    lookup = dict(zip(sorted(set(rows)), x))
+    unique = sorted(set(rows))  # an orthogonal selection wants sorted, distinct rows
+    lookup = dict(zip(unique, np.asarray(original.get_orthogonal_selection((unique, slice(None))))))
     images = np.stack([lookup[r] for r in rows]).reshape(len(rows), 28, 28)
     return images if images.dtype == np.uint8 else np.rint(images * 255).clip(0, 255)
 
