@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from engine.data import fetch
+
+
+def with_checkpoints(run_dir: Path, to: Path) -> Path:
+    """A new run folder ``to`` holding ``run_dir``'s checkpoints, so that training is skipped."""
+    shutil.copytree(run_dir / "checkpoints", to / "checkpoints")
+    return to
 
 
 def _cuda_available() -> bool:

@@ -4,7 +4,6 @@ that keeps killing its worker or hangs named at the end."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from engine.errors import EngineError, SettingsError  # noqa: E402
 from engine.settings import from_options  # noqa: E402
 from store import RunStore  # noqa: E402
 
+from .conftest import with_checkpoints  # noqa: E402
 from .dask_plugins import Misbehave  # noqa: E402
 
 pytestmark = pytest.mark.network
@@ -26,15 +26,9 @@ SMALL = dict(n=200, datasets="mnist", methods="tsne", representations="original,
 JOB = "mnist/seed42/trained/tsne/layer3"
 
 
-def _fresh(smoke_run: Path, path: Path) -> Path:
-    """A run folder with the smoke run's checkpoints (training skipped)."""
-    shutil.copytree(smoke_run / "checkpoints", path / "checkpoints")
-    return path
-
-
 @pytest.fixture(scope="module")
 def local_csv(smoke_run, data_root, tmp_path_factory):
-    out = _fresh(smoke_run, tmp_path_factory.mktemp("local"))
+    out = with_checkpoints(smoke_run, tmp_path_factory.mktemp("local"))
     pipeline.run(from_options(out=out, workers=2, data_root=data_root, **SMALL), pipeline.STAGES[:-1])
     return (out / "metrics.csv").read_text()
 
@@ -57,7 +51,7 @@ def _run(out: Path, data_root: Path, address: str, **kw):
 def test_smoke_preset_on_a_local_cluster_matches_the_local_scheduler(smoke_run, data_root, tmp_path):
     """The whole smoke preset on a LocalCluster started by the run itself, with as many
     workers (so as many threads per job) as the local run had: 2 on a 2-core machine."""
-    out = _fresh(smoke_run, tmp_path)
+    out = with_checkpoints(smoke_run, tmp_path)
     workers = json.loads((smoke_run / "config.json").read_text())["backend"]["workers"]
     settings = from_options(out=out, preset="smoke", data_root=data_root, scheduler="dask", workers=workers)
     pipeline.run(settings, pipeline.STAGES[:-1])
@@ -69,7 +63,7 @@ def test_a_worker_killed_mid_job_is_survived(smoke_run, data_root, tmp_path, clu
     c, client = cluster
     marker = tmp_path / "kills"
     client.register_plugin(Misbehave(JOB, str(marker), "kill-once"))
-    out = _fresh(smoke_run, tmp_path / "run")
+    out = with_checkpoints(smoke_run, tmp_path / "run")
     url = f"file://{tmp_path}/shared/run.zarr"
     _run(out, data_root, c.scheduler_address, store=url)
     assert marker.read_text().count("\n") == 1  # the worker did die once
@@ -82,7 +76,7 @@ def test_a_job_that_keeps_killing_its_worker_is_named_and_the_rest_kept(smoke_ru
     c, client = cluster
     marker = tmp_path / "kills"
     client.register_plugin(Misbehave(JOB, str(marker), "kill-always"))
-    out = _fresh(smoke_run, tmp_path / "run")
+    out = with_checkpoints(smoke_run, tmp_path / "run")
     with pytest.raises(EngineError, match=f"1 of 5 embedding jobs failed \\({JOB}: its worker process died"):
         _run(out, data_root, c.scheduler_address)
     assert marker.read_text().count("\n") == 2  # tried twice (allowed-failures 1)
@@ -95,7 +89,7 @@ def test_a_job_that_keeps_killing_its_worker_is_named_and_the_rest_kept(smoke_ru
 def test_a_job_past_its_timeout_is_stopped_and_named(smoke_run, data_root, tmp_path, cluster):
     c, client = cluster
     client.register_plugin(Misbehave(JOB, str(tmp_path / "unused"), "hang"))
-    out = _fresh(smoke_run, tmp_path / "run")
+    out = with_checkpoints(smoke_run, tmp_path / "run")
     with pytest.raises(EngineError, match=f"{JOB}: timed out after 20 s; the worker was stopped"):
         _run(out, data_root, c.scheduler_address, job_timeout=20)
 
@@ -115,7 +109,7 @@ def test_bad_scheduler_settings_are_named(options, message, tmp_path):
 @pytest.mark.gpu
 def test_local_cuda_cluster_runs_the_jobs(smoke_run, data_root, tmp_path):
     pytest.importorskip("dask_cuda")
-    out = _fresh(smoke_run, tmp_path)
+    out = with_checkpoints(smoke_run, tmp_path)
     pipeline.run(from_options(out=out, data_root=data_root, scheduler="dask", **SMALL), pipeline.STAGES[:-1])
     rows = (out / "metrics.csv").read_text().splitlines()
     assert len(rows) == 1 + 6  # original answers for both networks

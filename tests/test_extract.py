@@ -1,7 +1,6 @@
 """Extraction: layout, values, and resumption after an exception or a real SIGKILL."""
 
 import signal
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,10 @@ from engine import train as T
 from engine.data import load
 from engine.errors import SettingsError
 from engine.model import StudyCNN, to_input
+from engine.runinfo import STORE
 from store import CHUNK_ROWS, LAYERS, RunStore, layer_key
+
+from .conftest import with_checkpoints
 
 pytestmark = pytest.mark.network  # uses the real MNIST files
 
@@ -39,11 +41,6 @@ def run_dir(tmp_path, data_root, monkeypatch):
         m.setattr(T, "train_attempt", _fake_attempt)
         T.ensure_checkpoints(tmp_path / "run", load("mnist", data_root), 42)
     return tmp_path / "run"
-
-
-def _copy_checkpoints(run_dir: Path, to: Path) -> Path:
-    shutil.copytree(run_dir / "checkpoints", to / "checkpoints")
-    return to
 
 
 def _files(store: Path) -> dict[str, bytes]:
@@ -80,7 +77,7 @@ class _Interrupt(Exception):
 
 
 def test_resume_after_an_exception(run_dir, data_root, tmp_path, monkeypatch):
-    reference = _copy_checkpoints(run_dir, tmp_path / "reference")
+    reference = with_checkpoints(run_dir, tmp_path / "reference")
     E.extract(reference, "mnist", N, data_root=data_root, backend="cpu")
 
     commits = []
@@ -96,7 +93,7 @@ def test_resume_after_an_exception(run_dir, data_root, tmp_path, monkeypatch):
     with pytest.raises(_Interrupt):
         E.extract(run_dir, "mnist", N, data_root=data_root, backend="cpu")
     monkeypatch.setattr(RunStore, "commit_rows", original_commit)
-    store = RunStore(run_dir / E.STORE)
+    store = RunStore(run_dir / STORE)
     assert not any(store.is_complete(k) for k in set(commits))
 
     batches = []
@@ -104,7 +101,7 @@ def test_resume_after_an_exception(run_dir, data_root, tmp_path, monkeypatch):
     monkeypatch.setattr(E, "to_input", lambda x: batches.append(len(x)) or real_to_input(x))
     E.extract(run_dir, "mnist", N, data_root=data_root, backend="cpu")
     assert batches == [CHUNK_ROWS, N - 2 * CHUNK_ROWS], "only the unwritten row blocks are computed"
-    assert _files(run_dir / E.STORE) == _files(reference / E.STORE)
+    assert _files(run_dir / STORE) == _files(reference / STORE)
 
     batches.clear()
     E.extract(run_dir, "mnist", N, data_root=data_root, backend="cpu")
@@ -112,7 +109,7 @@ def test_resume_after_an_exception(run_dir, data_root, tmp_path, monkeypatch):
 
 
 def test_resume_after_sigkill(run_dir, data_root, tmp_path):
-    reference = _copy_checkpoints(run_dir, tmp_path / "reference")
+    reference = with_checkpoints(run_dir, tmp_path / "reference")
     E.extract(reference, "mnist", N, data_root=data_root, backend="cpu")
     script = textwrap.dedent(f"""
         import os, signal
@@ -129,16 +126,16 @@ def test_resume_after_sigkill(run_dir, data_root, tmp_path):
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[1], capture_output=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
-    store = RunStore(run_dir / E.STORE)
+    store = RunStore(run_dir / STORE)
     assert not store.is_complete("mnist/labels")
     E.extract(run_dir, "mnist", N, data_root=data_root, backend="cpu")
-    assert _files(run_dir / E.STORE) == _files(reference / E.STORE)
+    assert _files(run_dir / STORE) == _files(reference / STORE)
 
 
 def test_another_n_rebuilds(run_dir, data_root):
     E.extract(run_dir, "mnist", 100, data_root=data_root, backend="cpu")
     E.extract(run_dir, "mnist", 300, data_root=data_root, backend="cpu")
-    store = RunStore(run_dir / E.STORE)
+    store = RunStore(run_dir / STORE)
     assert store.array("mnist/labels").shape == (300,)
     assert store.array(layer_key("mnist", 42, "untrained", "layer2")).shape == (300, 16, 5, 5)
 
@@ -151,7 +148,7 @@ def test_bad_n(run_dir, data_root, n):
 
 @pytest.mark.gpu
 def test_cuda_extraction_matches_the_cpu(run_dir, data_root, tmp_path):
-    cpu = RunStore(E.extract(_copy_checkpoints(run_dir, tmp_path / "cpu"), "mnist", N, data_root=data_root, backend="cpu"))
+    cpu = RunStore(E.extract(with_checkpoints(run_dir, tmp_path / "cpu"), "mnist", N, data_root=data_root, backend="cpu"))
     gpu = RunStore(E.extract(run_dir, "mnist", N, data_root=data_root, backend="gpu"))
     for network in ("trained", "untrained"):
         for layer in LAYERS:

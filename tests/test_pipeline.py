@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,8 @@ from engine.jobs import job_list
 from engine.settings import from_options
 from engine.tables import read_metrics_csv, study_tables, write_metrics_csv, write_tables
 from kernels import METRICS
+
+from .conftest import with_checkpoints
 
 ROOT = Path(__file__).parents[1]
 
@@ -199,21 +200,16 @@ def _small(out, data_root, **kw):
     return from_options(**options)
 
 
-def _fresh(trained_run, path: Path) -> Path:
-    shutil.copytree(trained_run / "checkpoints", path / "checkpoints")
-    return path
-
-
 @pytest.fixture()
 def reference_csv(trained_run, data_root, tmp_path_factory):
-    out = _fresh(trained_run, tmp_path_factory.mktemp("reference"))
+    out = with_checkpoints(trained_run, tmp_path_factory.mktemp("reference"))
     pipeline.run(_small(out, data_root))
     return (out / "metrics.csv").read_text()
 
 
 @pytest.mark.network
 def test_resume_after_an_exception_in_a_job(trained_run, data_root, tmp_path, reference_csv, monkeypatch):
-    out = _fresh(trained_run, tmp_path / "run")
+    out = with_checkpoints(trained_run, tmp_path / "run")
     calls = []
     real = EM.OpenTSNE.embed
 
@@ -237,7 +233,7 @@ def test_resume_after_an_exception_in_a_job(trained_run, data_root, tmp_path, re
 
 @pytest.mark.network
 def test_resume_after_sigkill(trained_run, data_root, tmp_path, reference_csv, monkeypatch):
-    out = _fresh(trained_run, tmp_path / "run")
+    out = with_checkpoints(trained_run, tmp_path / "run")
     script = textwrap.dedent(f"""
         import os, signal
         import engine.jobs, engine.scheduler
@@ -265,7 +261,7 @@ def test_resume_after_sigkill(trained_run, data_root, tmp_path, reference_csv, m
 
 @pytest.mark.network
 def test_a_job_past_its_timeout_is_stopped_and_named(trained_run, data_root, tmp_path):
-    out = _fresh(trained_run, tmp_path / "run")
+    out = with_checkpoints(trained_run, tmp_path / "run")
     settings = _small(out, data_root, methods="tsne", representations="layer3", workers=1, job_timeout=0.5)
     with pytest.raises(EngineError, match=r"timed out after 0.5 s"):
         pipeline.run(settings)
@@ -273,7 +269,7 @@ def test_a_job_past_its_timeout_is_stopped_and_named(trained_run, data_root, tmp
 
 @pytest.mark.network
 def test_representation_space(trained_run, data_root, tmp_path):
-    out = _fresh(trained_run, tmp_path / "run")
+    out = with_checkpoints(trained_run, tmp_path / "run")
     pipeline.run(_small(out, data_root, methods="umap", space="both"))
     rows = read_metrics_csv(out / "metrics.csv")
     spaces = {r["space"] for r in rows}
