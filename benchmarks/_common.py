@@ -15,13 +15,13 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def run_engine(args: list[str]) -> tuple[float, float]:
-    """Run ``python -m engine -q ARGS`` in a fresh process; return (wall seconds, peak RSS in MB)."""
+    """Run ``python -m repscope -q ARGS`` in a fresh process; return (wall seconds, peak RSS in MB)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "-q", *args], cwd=ROOT, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "repscope", "-q", *args], cwd=ROOT, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"`python -m engine {' '.join(args)}` failed")
+        raise SystemExit(f"`python -m repscope {' '.join(args)}` failed")
     return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 

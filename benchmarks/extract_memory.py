@@ -1,6 +1,6 @@
 """Peak memory and wall time of extraction at two sizes, in one run, as JSON.
 
-Each size runs ``python -m engine extract`` in a fresh process against the same trained
+Each size runs ``python -m repscope extract`` in a fresh process against the same trained
 networks (trained once beforehand, outside the measurement) and a fresh store; the peak
 resident set size of that process comes from ``wait4``. The goal: the peak at
 N = 60 000 exceeds the peak at N = 5 000 by less than 200 MB, since extraction holds one

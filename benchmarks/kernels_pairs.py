@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kernels import pair_sums  # noqa: E402
+from repscope.kernels import pair_sums  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

@@ -1,6 +1,6 @@
 """The whole ``paper`` preset (both data sets, both methods, N = 5 000, seed 42) timed, as JSON.
 
-Runs ``python -m engine run --preset paper --backend cpu`` into a fresh run folder (data
+Runs ``python -m repscope run --preset paper --backend cpu`` into a fresh run folder (data
 already fetched) and records the wall time, the peak memory and the per-stage timings
 the run itself wrote to its ``config.json``. Target on a 2-core machine: 20 minutes.
 

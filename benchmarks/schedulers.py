@@ -1,7 +1,7 @@
 """The local scheduler against a Dask LocalCluster, on the same presets, as JSON.
 
 For each preset (smoke, paper by default) the networks are trained once into a shared
-folder; then each scheduler runs the whole preset (`python -m engine run`, CPU backend,
+folder; then each scheduler runs the whole preset (`python -m repscope run`, CPU backend,
 2 workers) in a fresh run folder holding a copy of those checkpoints, so both time the
 same work: extraction, the embedding jobs, evaluation and the report. Recorded: wall
 time, the per-stage timings each run wrote, the peak RSS of the driver process, the

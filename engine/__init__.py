@@ -3,4 +3,4 @@
 ``import engine`` imports nothing heavy; each stage imports its libraries when used.
 """
 
-__version__ = "0.1.0"
+from .. import __version__  # noqa: F401  (one version, the package's)

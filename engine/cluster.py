@@ -27,7 +27,7 @@ import uuid
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from store import RunStore, flag_group
+from ..store import RunStore, flag_group
 
 from . import jobs
 from .jobs import JobKey, JobSettings

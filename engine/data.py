@@ -126,7 +126,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def _fetch_command(spec: DatasetSpec, root: Path) -> str:
-    return f"python -m engine data fetch --dataset {spec.name} --root {root}"
+    return f"repscope data fetch --dataset {spec.name} --root {root}"
 
 
 # --------------------------------------------------------------------------- checks

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from kernels import separation_metrics
-from store import RunStore, array_key, representation
+from ..kernels import separation_metrics
+from ..store import NETWORKS, ORIGINAL, Representation, RunStore
+from .findings import Depths
 
 from .jobs import JobKey
 from .runinfo import store_location
@@ -36,7 +37,7 @@ def _row(key: JobKey, network: str, space: str, n: int, k: int, metrics: dict) -
 
 def _rows(key: JobKey, space: str, n: int, k: int, metrics: dict) -> list[dict]:
     """The rows of one result: ``original`` is shared, so it answers for both networks."""
-    networks = ("trained", "untrained") if key.representation == "original" else (key.network,)
+    networks = NETWORKS if key.representation == ORIGINAL else (key.network,)
     return [_row(key, network, space, n, k, metrics) for network in networks]
 
 
@@ -52,17 +53,21 @@ def _embedding_metrics(store: RunStore, key: JobKey, labels, k: int) -> dict | N
 
 
 def _representation_metrics(store: RunStore, key: JobKey, labels, k: int) -> dict:
-    source = array_key(key.dataset, key.seed, key.network, representation(key.representation).array)
+    source = key.source_key  # a wide representation is scored in its PCA-reduced form
     cache = (store.info(source) or {}).get("representation_metrics", {})
     cached = cache.get(key.representation)
     if cached is None or cached.get("k") != k:
-        x = store.read_representation(key.dataset, key.seed, key.network, key.representation)
+        if key.reduced:
+            x = store.array(source)[:]
+        else:
+            x = store.read_representation(key.dataset, key.seed, key.network, key.rep)
         cached = {"k": k, **separation_metrics(x, labels, k=k)}
         store.annotate(source, representation_metrics={**cache, key.representation: cached})
     return cached
 
 
-def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k: int = 10) -> Path:
+def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k: int,
+             representations: dict[str, tuple[Representation, ...]]) -> Path:
     """Write ``metrics.csv`` and the tables for ``jobs``; return the csv's path.
 
     Jobs whose embedding is missing are left out with a warning (the embed stage makes them).
@@ -89,7 +94,8 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     if missing:
         log.warning("%d embeddings are missing and left out of metrics.csv (first: %s); run the embed stage",
                     len(missing), missing[0])
-    path = write_metrics_csv(rows, run_dir / METRICS_CSV)
-    tables = write_tables(rows, run_dir / TABLES)
+    order = [r.name for reps in representations.values() for r in reps]
+    path = write_metrics_csv(rows, run_dir / METRICS_CSV, order)
+    tables = write_tables(rows, run_dir / TABLES, {d: Depths(reps) for d, reps in representations.items()})
     log.info("metrics.csv: %d rows; %d table files in %s", len(rows), len(tables), run_dir / TABLES)
     return path

@@ -1,11 +1,15 @@
-"""Stream the first N training examples through both networks into the run's store.
+"""Stream the first N examples of a source through both networks into the run's store.
 
-Memory is bounded by one batch (one chunk row-block), not by N: images are read from
-the memory-mapped IDX file batch by batch, each batch goes through the trained and the
-untrained network, and every array of the store gets that row block before the next
-batch is read. Progress is committed per array after each block, so a rerun after a
-kill resumes at the first unwritten block, recomputes it exactly as before and gives the
-same bytes.
+Memory is bounded by one batch (one chunk row-block), not by N: examples are read from
+the source batch by batch, each batch goes through the trained and the untrained
+network with forward hooks on the analysed layers, and every array of the store gets
+that row block before the next batch is read. Progress is committed per array after
+each block, so a rerun after a kill resumes at the first unwritten block, recomputes it
+exactly as before and gives the same bytes.
+
+Representations wider than ``WIDE`` values are then reduced to ``COMPONENTS``
+principal components, fitted chunk-wise over the store (:mod:`repscope.kernels.pca`),
+and the reduced arrays are what the embedders read.
 """
 
 from __future__ import annotations
@@ -21,19 +25,29 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from store import CHUNK_ROWS, LAYERS, RunStore, labels_key, layer_key, original_key
-
+from ..store import (
+    CHUNK_ROWS, ORIGINAL, Representation, RunStore, build_representations, components_key, labels_key, layer_key, original_key,
+    reduced_key,
+)
 from .backend import torch_device
-from .config import STUDY_SEED, TrainSettings, dataset_spec
-from .data import load
 from .errors import SettingsError
-from .idx import read_rows
-from .model import Outputs, to_input
+from .jobs import COMPONENTS, WIDE, needs_reduction
+from .model import NETWORKS, ModelSpec, build, capture, probe_shapes, to_float
 from .runinfo import store_location, update_run_config
-from .train import NETWORKS, ensure_checkpoints, load_network
+from .sources import Source
+from .train import Checkpoints, Recipe, ensure_checkpoints, load_network
 
 log = logging.getLogger(__name__)
 
+def plan_representations(spec: ModelSpec, source: Source) -> tuple[tuple[Representation, ...], dict]:
+    """The representations of ``spec`` on ``source`` and each layer's activation shape,
+    from one dry forward pass of the first example through a freshly built network."""
+    model = build(spec, 0)
+    example = to_float(torch.from_numpy(np.asarray(source.train.rows(0, 1))), source.scale)
+    shapes = probe_shapes(model, spec, example)
+    layers = [(layer.key, layer.split, shapes[layer.key], layer.max_channels) for layer in spec.layers]
+    input_dims = int(np.prod(source.example_shape))
+    return build_representations(input_dims, layers), shapes
 
 
 @dataclass(frozen=True)
@@ -44,71 +58,82 @@ class _Target:
     shape: tuple[int, ...]
     dtype: str
     fingerprint: dict
-    take: Callable[[np.ndarray, np.ndarray, dict[str, Outputs]], np.ndarray]
+    take: Callable[[np.ndarray, np.ndarray, dict[str, dict[str, torch.Tensor]]], np.ndarray]
+    attributes: dict
 
 
-def _targets(dataset: str, seed: int, n: int, data_sums: dict, checkpoint_sha: str) -> list[_Target]:
-    base = {"n": n, "chunk_rows": CHUNK_ROWS, "train_sha256": data_sums}
+def _targets(source: Source, seed: int, n: int, shapes: dict, ckpt: Checkpoints) -> list[_Target]:
+    base = {"n": n, "chunk_rows": CHUNK_ROWS, "train_sha256": source.sha256}
+    example = {"example_shape": list(source.example_shape), "scale": source.scale}
+    labels_dtype = np.asarray(source.train.label_rows(0, 1)).dtype.str
     targets = [
-        _Target(labels_key(dataset), (n,), "uint8", base, lambda x, y, out: y),
-        _Target(original_key(dataset), (n, 28 * 28), "uint8", base, lambda x, y, out: x.reshape(len(x), -1)),
+        _Target(labels_key(source.name), (n,), labels_dtype, base, lambda x, y, out: y,
+                {"classes": list(source.classes)}),
+        _Target(original_key(source.name), (n, int(np.prod(source.example_shape))), np.dtype(source.train.examples.dtype).str,
+                base, lambda x, y, out: x.reshape(len(x), -1), example),
     ]
     for network in NETWORKS:
-        for layer, shape in LAYERS.items():
+        for layer, shape in shapes.items():
             targets.append(_Target(
-                layer_key(dataset, seed, network, layer), (n, *shape), "float32",
-                {**base, "checkpoints_sha256": checkpoint_sha},
-                lambda x, y, out, network=network, layer=layer: getattr(out[network], layer).cpu().numpy(),
+                layer_key(source.name, seed, network, layer), (n, *shape), "float32",
+                {**base, "checkpoints_sha256": ckpt.sha256},
+                lambda x, y, out, network=network, layer=layer: out[network][layer].cpu().numpy(),
+                {"layer": layer, "activation_shape": list(shape)},
             ))
     return targets
 
 
 def extract(
     run_dir: str | os.PathLike,
-    dataset: str,
+    spec: ModelSpec,
+    source: Source,
+    recipe: Recipe,
     n: int,
-    seed: int = STUDY_SEED,
-    data_root: str | os.PathLike | None = None,
+    seed: int,
     backend: str = "auto",
-    settings: TrainSettings = TrainSettings(),
 ) -> Path:
     """Fill ``<store>/<dataset>`` (``<run_dir>/store.zarr`` unless the run's settings put the
-    store elsewhere) with labels, images and every layer of both networks for the first
-    ``n`` training examples (training first if the checkpoints are missing). Returns the
-    store's location."""
-    spec = dataset_spec(dataset)
-    data = load(spec.name, data_root)
-    total = len(data.train_images)
+    store elsewhere) with labels, inputs and every analysed layer of both networks for the
+    first ``n`` examples of ``source`` (training first if the checkpoints are missing), then
+    reduce the wide representations. Returns the store's location."""
+    total = len(source.train)
     if not isinstance(n, (int, np.integer)) or not 1 <= n <= total:
-        raise SettingsError(f"--n must be a whole number from 1 to {total}; got {n!r}")
+        raise SettingsError(f"--n must be a whole number from 1 to {total} (the size of {source.name}); got {n!r}")
     n = int(n)
     device = torch_device(backend)
-    ckpt = ensure_checkpoints(run_dir, data, seed, settings, device)
-    nets = {name: load_network(path, device) for name, path in zip(NETWORKS, (ckpt.trained, ckpt.untrained))}
+    ckpt = ensure_checkpoints(run_dir, spec, source, recipe, seed, device)
+    nets = {name: load_network(spec, path, device) for name, path in zip(NETWORKS, (ckpt.trained, ckpt.untrained))}
+    representations, shapes = plan_representations(spec, source)
 
     store_path = store_location(run_dir)
     store = RunStore(store_path)
-    train_sums = {k: v for k, v in data.sha256.items() if k.startswith("train-")}
-    progress = [
-        (t, store.prepare(t.key, t.shape, t.dtype, t.fingerprint))
-        for t in _targets(spec.name, seed, n, train_sums, ckpt.sha256)
-    ]
+    progress = []
+    for t in _targets(source, seed, n, shapes, ckpt):
+        p = store.prepare(t.key, t.shape, t.dtype, t.fingerprint)
+        if t.attributes and not p.complete:
+            store.annotate(t.key, **t.attributes)
+        progress.append((t, p))
     todo = [(t, p) for t, p in progress if not p.complete]
-    log.info("%s: extracting N=%d, seed %d, device %s, batch %d rows, into %s (%d of %d arrays to write)",
-             spec.name, n, seed, device, CHUNK_ROWS, store_path, len(todo), len(progress))
+    log.info("%s: extracting N=%d, seed %d, device %s, batch %d rows, layers %s, into %s (%d of %d arrays to write)",
+             source.name, n, seed, device, CHUNK_ROWS, ", ".join(f"{k} {v}" for k, v in shapes.items()), store_path,
+             len(todo), len(progress))
     started = time.perf_counter()
     if todo:
         start = min(p.rows_done for _, p in todo)
         if start:
-            log.info("%s: resuming at row %d", spec.name, start)
-        with tqdm(total=n, initial=start, desc=f"extract {spec.name}", unit="img", unit_scale=True) as bar:
+            log.info("%s: resuming at row %d", source.name, start)
+        with tqdm(total=n, initial=start, desc=f"extract {source.name}", unit="ex", unit_scale=True) as bar:
             for a in range(start, n, CHUNK_ROWS):
                 b = min(a + CHUNK_ROWS, n)
-                x = read_rows(data.train_images, a, b)
-                y = read_rows(data.train_labels, a, b)
+                x = source.train.rows(a, b)
+                y = source.train.label_rows(a, b)
+                out = {}
                 with torch.inference_mode():
-                    inputs = to_input(torch.from_numpy(x).to(device))
-                    out = {name: net(inputs) for name, net in nets.items()}
+                    inputs = spec.transform(to_float(torch.from_numpy(np.asarray(x)).to(device), source.scale))
+                    for name, net in nets.items():
+                        with capture(net, spec.layers) as captured:
+                            net(inputs)
+                        out[name] = dict(captured)
                 pending = [(t, p) for t, p in todo if p.rows_done < b]
                 for t, p in pending:
                     p.array[a:b] = t.take(x, y, out)
@@ -117,14 +142,61 @@ def extract(
                 bar.update(b - a)
         for _, p in todo:
             store.mark_complete(p)
+    reduced = reduce_wide(store, source.name, seed, representations)
     seconds = time.perf_counter() - started
     update_run_config(run_dir, {
-        "data": {spec.name: {"source": data.source, "sha256": data.sha256, "note": data.note}},
-        "extract": {spec.name: {
+        "data": {source.name: {"source": source.description, "sha256": source.sha256, "note": source.note,
+                               "classes": list(source.classes), "example_shape": list(source.example_shape),
+                               "image": source.is_image, "size": total}},
+        "representations": {source.name: [r.record() for r in representations]},
+        "extract": {source.name: {
             "n": n, "seed": seed, "device": device, "chunk_rows": CHUNK_ROWS,
             "checkpoints_sha256": ckpt.sha256, "test_accuracy": ckpt.accuracy,
             "train_attempt": ckpt.attempt, "seconds": round(seconds, 3),
+            "layers": {k: list(v) for k, v in shapes.items()}, "reduced": reduced,
         }},
     })
-    log.info("%s: extraction complete in %.1f s", spec.name, seconds)
-    return store_path
+    log.info("%s: extraction complete in %.1f s", source.name, seconds)
+    return Path(store_path) if not isinstance(store_path, str) else store_path
+
+
+def reduce_wide(store: RunStore, dataset: str, seed: int, representations) -> list[str]:
+    """PCA-reduce every wide representation of both networks (``original`` once, under
+    ``trained``) into ``reduced/<name>``; resumable per array. Returns the names reduced."""
+    from ..kernels.pca import fit_transform_blocks
+
+    wide = [r for r in representations if needs_reduction(r)]
+    for rep in wide:
+        for network in (("trained",) if rep.array == ORIGINAL else NETWORKS):
+            key = reduced_key(dataset, seed, network, rep.name)
+            source_info = store.info(layer_key(dataset, seed, network, rep.array) if rep.array != ORIGINAL
+                                     else original_key(dataset)) or {}
+            n = int(source_info.get("fingerprint", {}).get("n", 0))
+            components = min(COMPONENTS, rep.dims, n)
+            fingerprint = {"source": source_info.get("fingerprint", {}), "components": components,
+                           "representation": rep.name}
+            if store.is_complete(key, fingerprint):
+                continue
+            started = time.perf_counter()
+            log.info("%s/seed%d/%s: %s has %d dimensions (> %d): PCA to %d components, fitted chunk-wise",
+                     dataset, seed, network, rep.name, rep.dims, WIDE, components)
+
+            def blocks(network=network, rep=rep):
+                for a in range(0, n, CHUNK_ROWS):
+                    yield store.read_representation(dataset, seed, network, rep, rows=slice(a, min(a + CHUNK_ROWS, n)))
+
+            progress = store.prepare(key, (n, components), "float32", fingerprint,
+                                     chunks=(min(CHUNK_ROWS, n), components))
+            pca = fit_transform_blocks(blocks, components, out=progress.array)
+            store.commit_rows(progress, n)
+            store.annotate(key, pca={"from_dims": rep.dims, "components": components,
+                                     "explained_variance_ratio": [float(v) for v in pca.explained_variance_ratio],
+                                     "explained_variance_total": float(np.sum(pca.explained_variance_ratio)),
+                                     "library": pca.library, "seconds": round(time.perf_counter() - started, 3)})
+            comp = store.prepare(components_key(dataset, seed, network, rep.name), pca.components.shape, "float32",
+                                 fingerprint, chunks=pca.components.shape)
+            comp.array[:] = pca.components.astype(np.float32)
+            store.commit_rows(comp, pca.components.shape[0])
+            store.mark_complete(comp)
+            store.mark_complete(progress)  # last: a complete reduced array means its components are there
+    return [r.name for r in wide]

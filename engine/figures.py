@@ -128,7 +128,7 @@ class ImageRow:
     """A reusable figure of a few grey images in a row: the outlier figures are many
     and small, so one figure is redrawn instead of built for each."""
 
-    def __init__(self, count: int, shape: tuple[int, int] = (28, 28)) -> None:
+    def __init__(self, count: int, shape: tuple[int, ...]) -> None:
         self.fig = _figure(1.9 * count, 2.45)
         self.axes = [self.fig.add_subplot(1, count, i + 1) for i in range(count)]
         self.images = [ax.imshow(np.zeros(shape), cmap="gray", vmin=0, vmax=255) for ax in self.axes]

@@ -1,24 +1,22 @@
-"""The study's four published findings, checked against a run's metrics.
+"""Findings: statements about a run's metrics, each a rule a table of numbers meets or not.
 
-Each finding is turned into a rule that a table of numbers either meets or does not,
-per (dataset, method, seed); across seeds the report gives the share of seeds in which
-it holds. The rules, and why they read the statements this way:
+Rules are checked per (dataset, method, seed); across seeds the report gives the share
+of seeds in which each holds. The vocabulary, shared by the generic findings here and
+the study's own (:mod:`repscope.engine.study`):
 
 - "Better" compares the six separation metrics (``ds``, ``dd``, ``cs``, ``cd``,
   ``acc_knn``, ``acc_knn_loo``; ``avg`` is a scale, not a score), each in its own
   direction (lower ``ds``, ``cs``; higher the rest). *A beats B* when A is better on a
   majority (4 or more) of the six.
-- A layer's score is its *per-layer average*: the representation itself for
-  ``original`` and ``layer3``, the mean over the filters for ``layer1`` and ``layer2``
-  (dead filters, whose distance ratios are undefined, left out as in the tables).
-- *Relative shortfall* of a filter against ``original``: how much worse it is, as a
-  fraction of ``original``'s value, averaged over the metrics defined for both
-  (negative when it is better). A filter is *near* ``original`` at a shortfall of at
-  most 2 %, *far worse* at 5 % or more.
-- Class overlap is read from the leave-one-out 10-NN vote of the trained ``layer3``
-  embedding: the share of two classes' points voted into the other class.
+- A layer's score is its *per-layer average*: the representation itself for a layer
+  analysed whole, the mean over its channels for a layer split by channel (dead
+  channels, whose distance ratios are undefined, left out as in the tables).
+- *Relative shortfall* of A against B: how much worse A is, as a fraction of B's value,
+  averaged over the metrics defined for both (negative when it is better).
 
-The functions here know numbers only; the report gathers them from the run folder.
+The generic findings, which make sense for any model: the trained network's last
+analysed layer beats the untrained network's (training made the classes separate), and
+it beats the input. The functions here know numbers only; the report gathers them.
 """
 
 from __future__ import annotations
@@ -26,27 +24,55 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
-from store import REPRESENTATIONS
-
+from ..store import ORIGINAL, Representation, layer_names
 from .tables import filter_mean
 
 #: The metrics that score class separation, in the order of the tables.
 SEPARATION = ("ds", "dd", "cs", "cd", "acc_knn", "acc_knn_loo")
 LOWER_IS_BETTER = frozenset({"ds", "cs"})
-#: Depth 0..3 of the study's per-layer plots.
-LAYERS = ("original", "layer1", "layer2", "layer3")
-FILTERS = {layer: [r.name for r in REPRESENTATIONS if r.array == layer and r.channel is not None]
-           for layer in ("layer1", "layer2")}
-NEAR = 0.02
-FAR = 0.05
-OVERLAP = 0.05
-OVERLAP_PAIR = ("Shirt", "T-shirt/top")
 
 #: (network, representation) -> {metric: value} for one (dataset, method, seed).
 Cells = dict
+
+
+class Depths:
+    """The analysed layers of a run in depth order, and which representations stand for each.
+
+    Examples
+    --------
+    >>> from repscope.store import build_representations
+    >>> d = Depths(build_representations(64, [("conv", "channels", (2, 3, 3), None), ("fc", "whole", (8,), None)]))
+    >>> d.layers, d.members("conv"), d.last
+    (['original', 'conv', 'fc'], ['conv/filter1', 'conv/filter2'], 'fc')
+    """
+
+    def __init__(self, representations: Sequence[Representation]) -> None:
+        self.representations = tuple(representations)
+        self.layers = layer_names(self.representations)
+        self._members = {layer: [r.name for r in self.representations if r.array == layer and r.in_study]
+                         for layer in self.layers}
+        self._whole = {r.array: r.name for r in self.representations if r.channel is None}
+
+    def members(self, layer: str) -> list[str]:
+        """The representations averaged for ``layer``: its channels, or the layer itself."""
+        return self._members[layer]
+
+    def whole(self, layer: str) -> str:
+        """The representation of the whole layer (``<layer>`` or ``<layer>/all``)."""
+        return self._whole[layer]
+
+    @property
+    def last(self) -> str:
+        """The whole last analysed layer: where the outliers and the generic findings look."""
+        return self.whole(self.layers[-1])
+
+    def channel_layers(self) -> list[str]:
+        return [layer for layer in self.layers if any(r.array == layer and r.channel is not None
+                                                       for r in self.representations)]
 
 
 @dataclass
@@ -112,82 +138,69 @@ def shortfall(a: dict, b: dict) -> float:
     return float(np.mean(gaps)) if gaps else math.nan
 
 
-def layer_average(cells: Cells, network: str, layer: str, metric: str) -> float:
+def layer_average(cells: Cells, depths: Depths, network: str, layer: str, metric: str) -> float:
     """The per-layer average of one metric (NaN if a cell is missing)."""
-    names = FILTERS.get(layer, [layer])
-    values = [cells.get((network, name), {}).get(metric) for name in names]
+    values = [cells.get((network, name), {}).get(metric) for name in depths.members(layer)]
     return filter_mean(values)[0]
 
 
-def _need(cells: Cells, *keys) -> str | None:
+def need(cells: Cells, *keys) -> str | None:
+    """None if every (network, representation) has cells, else a line naming the missing ones."""
     missing = [f"{network} {name}" for network, name in keys if (network, name) not in cells]
     return f"missing from metrics.csv: {', '.join(missing)}" if missing else None
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:+.1f} %"
-
-
-def _listing(a: dict, b: dict) -> str:
+def listing(a: dict, b: dict) -> str:
     return ", ".join(f"{m} {a[m]:.3f} vs {b[m]:.3f}" for m in SEPARATION)
 
 
-def finding1(cells: Cells) -> Check:
-    """Trained beats untrained: always at layer3, and in most per-layer averages."""
-    missing = _need(cells, ("trained", "layer3"), ("untrained", "layer3"))
+def trained_beats_untrained(cells: Cells, depths: Depths) -> Check:
+    """The trained network's last layer beats the untrained network's."""
+    last = depths.last
+    missing = need(cells, ("trained", last), ("untrained", last))
     if missing:
         return Check(None, missing)
-    t3, u3 = cells["trained", "layer3"], cells["untrained", "layer3"]
-    at_layer3 = wins(t3, u3)
-    won, compared, lost = 0, 0, []
-    for layer in LAYERS[1:]:
-        for m in SEPARATION:
-            verdict = is_better(m, layer_average(cells, "trained", layer, m), layer_average(cells, "untrained", layer, m))
-            if verdict is None:
-                continue
-            compared += 1
-            won += verdict
-            if not verdict:
-                lost.append(f"{layer} {m}")
-    holds = at_layer3 == len(SEPARATION) and compared > 0 and won > compared / 2
-    detail = (f"layer3: trained better on {at_layer3} of 6 metrics ({_listing(t3, u3)}); "
-              f"per-layer averages of layer1-3: trained better in {won} of {compared}"
-              + (f" (not in: {', '.join(lost)})" if lost else ""))
-    return Check(holds, detail)
+    won = wins(cells["trained", last], cells["untrained", last])
+    return Check(won > len(SEPARATION) / 2, f"{last}: trained better on {won} of 6 metrics "
+                                             f"({listing(cells['trained', last], cells['untrained', last])})")
 
 
-def finding2(cells: Cells) -> Check:
-    """Trained layer3 beats original; untrained layer3 does not."""
-    missing = _need(cells, ("trained", "layer3"), ("untrained", "layer3"), ("trained", "original"))
+def last_beats_input(cells: Cells, depths: Depths) -> Check:
+    """The trained network's last layer beats the input."""
+    last = depths.last
+    missing = need(cells, ("trained", last), ("trained", ORIGINAL))
     if missing:
         return Check(None, missing)
-    original = cells["trained", "original"]
-    t, u = wins(cells["trained", "layer3"], original), wins(cells["untrained", "layer3"], original)
-    holds = t > len(SEPARATION) / 2 and not u > len(SEPARATION) / 2
-    detail = (f"trained layer3 better than original on {t} of 6 metrics, untrained layer3 on {u} of 6 "
-              f"(acc_knn_loo: original {original['acc_knn_loo']:.3f}, trained layer3 "
-              f"{cells['trained', 'layer3']['acc_knn_loo']:.3f}, untrained layer3 "
-              f"{cells['untrained', 'layer3']['acc_knn_loo']:.3f})")
-    return Check(holds, detail)
+    won = wins(cells["trained", last], cells["trained", ORIGINAL])
+    return Check(won > len(SEPARATION) / 2, f"trained {last} better than {ORIGINAL} on {won} of 6 metrics "
+                                             f"({listing(cells['trained', last], cells['trained', ORIGINAL])})")
 
 
-def finding3(cells: Cells, network: str = "trained") -> Check:
-    """Layer-2 filters all score worse than original; layer-1 filters are mixed."""
-    missing = _need(cells, ("trained", "original"), *((network, f) for f in FILTERS["layer1"] + FILTERS["layer2"]))
-    if missing:
-        return Check(None, missing)
-    original = cells["trained", "original"]
-    worse2 = [f for f in FILTERS["layer2"] if beats(original, cells[network, f])]
-    gaps1 = {f: shortfall(cells[network, f], original) for f in FILTERS["layer1"]}
-    near = [f for f, g in gaps1.items() if g <= NEAR]
-    far = [f for f, g in gaps1.items() if not g < FAR]  # NaN (nothing defined) counts as far worse
-    holds = len(worse2) == len(FILTERS["layer2"]) and bool(near) and bool(far)
-    gaps2 = [shortfall(cells[network, f], original) for f in FILTERS["layer2"]]
-    detail = (f"layer2: {len(worse2)} of {len(FILTERS['layer2'])} filters worse than original "
-              f"(relative shortfall {np.nanmin(gaps2) * 100:.1f} % to {np.nanmax(gaps2) * 100:.1f} %); "
-              f"layer1 shortfall: " + ", ".join(f"{f.split('/')[1]} {_pct(g)}" for f, g in gaps1.items())
-              + f"; near original (<= {NEAR:.0%}): {len(near)}, far worse (>= {FAR:.0%}): {len(far)}")
-    return Check(holds, detail)
+GENERIC = {
+    1: ("Training separates the classes: the trained network's last analysed layer is better than the "
+        "untrained network's.",
+        "Holds when the trained last layer is better than the untrained one on 4 or more of the six metrics.",
+        trained_beats_untrained),
+    2: ("The trained network's last analysed layer separates the classes better than the input does.",
+        "Holds when the trained last layer is better than original on 4 or more of the six metrics.",
+        last_beats_input),
+}
+
+
+def check_findings(rows: list[dict], depths: dict[str, Depths], confusions: dict | None = None,
+                   preset: str = "") -> list[Finding]:
+    """Every finding of ``preset`` (the generic ones for "") for each (dataset, method, seed)
+    with embedding metrics. ``depths``: per dataset; ``confusions``: the last layer's
+    leave-one-out vote counts per (dataset, method, seed), for findings that read them."""
+    if preset:
+        from .presets import preset_module
+
+        return preset_module(preset).check_findings(rows, depths, confusions or {})
+    findings = [Finding(n, statement, rule) for n, (statement, rule, _) in sorted(GENERIC.items())]
+    for (dataset, method, seed), cells in sorted(cells_by_run(rows).items()):
+        for finding in findings:
+            finding.checks[dataset, method][seed] = GENERIC[finding.number][2](cells, depths[dataset])
+    return findings
 
 
 @dataclass
@@ -208,53 +221,3 @@ class Confusion:
         return sorted(((self.pair_rate(a, b), a, b) for a in range(n) for b in range(a + 1, n)), reverse=True)
 
 
-def finding4(confusion: Confusion | None) -> Check:
-    """Shirt and T-shirt/top overlap even in trained layer3 (FashionMNIST)."""
-    if confusion is None:
-        return Check(None, "no trained layer3 embedding to read the votes from")
-    if not set(OVERLAP_PAIR) <= set(confusion.classes):
-        return Check(None, "not applicable: the finding is about FashionMNIST's Shirt and T-shirt/top")
-    a, b = (confusion.classes.index(c) for c in OVERLAP_PAIR)
-    rate = confusion.pair_rate(a, b)
-    ranked = confusion.ranked_pairs()
-    rank = 1 + [(x, y) for _, x, y in ranked].index((min(a, b), max(a, b)))
-    top_rate, x, y = ranked[0]
-    detail = (f"{100 * rate:.1f} % of Shirt and T-shirt/top points are voted into the other class "
-              f"(Shirt voted T-shirt/top: {confusion.counts[a, b]}, T-shirt/top voted Shirt: {confusion.counts[b, a]}); "
-              f"rank {rank} of {len(ranked)} class pairs"
-              + ("" if rank == 1 else f" (most confused: {confusion.classes[x]} / {confusion.classes[y]}, "
-                                      f"{100 * top_rate:.1f} %)"))
-    return Check(rate >= OVERLAP, detail)
-
-
-STATEMENTS = {
-    1: ("The trained network's embeddings are better than the untrained one's in general: always at layer3, "
-        "and in most per-layer averages (not in every single one).",
-        "Holds when trained layer3 is better than untrained layer3 on all six metrics and the trained per-layer "
-        "averages of layer1, layer2 and layer3 are better in more than half of the (layer, metric) comparisons."),
-    2: ("Trained layer3 beats original; untrained layer3 does not.",
-        "Holds when trained layer3 is better than original on 4 or more of the six metrics and untrained layer3 "
-        "is not."),
-    3: ("Single filters of layer 2 score worse than original; single filters of layer 1 are mixed, some near "
-        "original, some far worse (dead or near-constant filters).",
-        f"Checked on the trained network. Holds when original beats every layer-2 filter (4 or more of six "
-        f"metrics) and, among the layer-1 filters, at least one is near original (mean relative shortfall "
-        f"<= {NEAR:.0%}) and at least one is far worse (>= {FAR:.0%})."),
-    4: ("On FashionMNIST, Shirt and T-shirt/top overlap even in trained layer3.",
-        f"Holds when at least {OVERLAP:.0%} of the Shirt and T-shirt/top points of the trained layer3 embedding "
-        f"are voted into the other class by their 10 nearest neighbours (leave-one-out). MNIST: not applicable."),
-}
-
-
-def check_findings(rows: list[dict], confusions: dict[tuple[str, str, int], Confusion]) -> list[Finding]:
-    """All four findings for every (dataset, method, seed) with embedding metrics.
-
-    ``confusions``: the trained layer3 embedding's vote counts per (dataset, method, seed).
-    """
-    findings = [Finding(n, *STATEMENTS[n]) for n in sorted(STATEMENTS)]
-    for (dataset, method, seed), cells in sorted(cells_by_run(rows).items()):
-        checks = (finding1(cells), finding2(cells), finding3(cells),
-                  finding4(confusions.get((dataset, method, seed))))
-        for finding, check in zip(findings, checks):
-            finding.checks[dataset, method][seed] = check
-    return findings

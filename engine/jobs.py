@@ -17,20 +17,30 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from store import CHUNK_ROWS, REPRESENTATIONS, RunStore, array_key, embedding_key, representation
-
+from ..store import (
+    CHUNK_ROWS, NETWORKS, ORIGINAL, Representation, RunStore, array_key, embedding_key, reduced_key,
+)
 from .embedders import EMBEDDERS
 from .runinfo import STORE
 
 log = logging.getLogger(__name__)
 
-NETWORKS = ("trained", "untrained")
 K = 10
+#: Representations wider than this are reduced by PCA before embedding (openTSNE's and
+#: cuML's documentation recommend it); narrower ones are embedded as they are.
+WIDE = 1_000
+#: Principal components a wide representation is reduced to.
+COMPONENTS = 50
+
+
+def needs_reduction(rep: Representation) -> bool:
+    """Whether a representation is wide enough to be reduced by PCA before embedding."""
+    return rep.dims > WIDE
 
 
 @dataclass(frozen=True, order=True)
@@ -42,6 +52,8 @@ class JobKey:
     network: str
     method: str
     representation: str
+    #: What the representation is (its array, channel, width); not part of the key's identity.
+    rep: Representation = field(compare=False, repr=False, default=None)
 
     @property
     def id(self) -> str:
@@ -53,16 +65,35 @@ class JobKey:
 
     @property
     def in_study(self) -> bool:
-        return representation(self.representation).in_study
+        return self.rep.in_study
+
+    @property
+    def reduced(self) -> bool:
+        """Whether the job embeds the PCA-reduced form of a wide representation."""
+        return needs_reduction(self.rep)
+
+    @property
+    def source_key(self) -> str:
+        """The array the job reads: the representation's, or its reduced form."""
+        if self.reduced:
+            return reduced_key(self.dataset, self.seed, self.network, self.representation)
+        return array_key(self.dataset, self.seed, self.network, self.rep.array)
 
 
-def job_list(datasets, seeds, methods, representations=None) -> list[JobKey]:
-    """Every job of the product, ``original`` once per (dataset, seed, method)."""
-    names = [r.name for r in REPRESENTATIONS] if representations is None else list(representations)
+def job_list(datasets, seeds, methods, representations: dict[str, tuple[Representation, ...]],
+             names=None) -> list[JobKey]:
+    """Every job of the product, ``original`` once per (dataset, seed, method).
+
+    ``representations``: each data set's representations; ``names`` a subset by name.
+    """
     jobs = []
-    for dataset, seed, method, name in itertools.product(datasets, seeds, methods, names):
-        for network in (("trained",) if name == "original" else NETWORKS):
-            jobs.append(JobKey(dataset, seed, network, method, name))
+    for dataset, seed, method in itertools.product(datasets, seeds, methods):
+        reps = representations[dataset]
+        if names is not None:
+            reps = [r for r in reps if r.name in names]
+        for rep in reps:
+            for network in (("trained",) if rep.name == ORIGINAL else NETWORKS):
+                jobs.append(JobKey(dataset, seed, network, method, rep.name, rep))
     return jobs
 
 
@@ -84,7 +115,7 @@ def job_store(run_dir: str | Path, settings: JobSettings) -> RunStore:
 
 def source_fingerprint(store: RunStore, key: JobKey) -> dict:
     """The fingerprint of the array a job reads: a changed source means a stale embedding."""
-    info = store.info(array_key(key.dataset, key.seed, key.network, representation(key.representation).array))
+    info = store.info(key.source_key)
     return {} if info is None else info.get("fingerprint", {})
 
 
@@ -101,7 +132,7 @@ def is_done(store: RunStore, key: JobKey, settings: JobSettings, n: int) -> bool
 
 def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
     """Embed and score one representation; return {id, seconds, metrics, skipped}."""
-    from kernels import separation_metrics
+    from ..kernels import separation_metrics
 
     store = job_store(run_dir, settings)
     embedder = EMBEDDERS[settings.embedders[key.method]](threads=settings.threads)
@@ -112,7 +143,10 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
     if progress.complete:
         info = store.info(key.store_key)
         return {"id": key.id, "seconds": info.get("seconds"), "metrics": info.get("metrics"), "skipped": True}
-    x = store.read_representation(key.dataset, key.seed, key.network, key.representation)
+    if key.reduced:
+        x = np.asarray(store.array(key.source_key)[:], dtype=np.float32)
+    else:
+        x = store.read_representation(key.dataset, key.seed, key.network, key.rep)
     constant = bool((x == x[:1]).all())
     if embedder.device == "cuda":
         import cupy
@@ -138,8 +172,12 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
     host = embedding.get() if embedder.device == "cuda" else embedding
     progress.array[:] = np.asarray(host, dtype=np.float32)
     store.commit_rows(progress, n)
+    reduced = {}
+    if key.reduced:
+        pca = store.info(key.source_key)["pca"]
+        reduced = {"reduced": {k: pca[k] for k in ("from_dims", "components", "explained_variance_total", "library")}}
     store.annotate(key.store_key, seconds=round(seconds, 4), metrics={"k": settings.k, **metrics},
-                   constant_input=constant)
+                   constant_input=constant, **reduced)
     store.mark_complete(progress)
     return {"id": key.id, "seconds": seconds, "metrics": metrics, "skipped": False}
 

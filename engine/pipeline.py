@@ -11,18 +11,14 @@ import os
 import time
 from pathlib import Path
 
-from store import RunStore
-
+from ..store import Representation, RunStore
 from .backend import torch_device
-from .data import fetch, load
 from .embedders import EMBEDDERS, choose_embedder
-from .errors import EngineError, MissingDataError
-from .extract import extract
+from .errors import EngineError, MissingDataError, SettingsError
 from .jobs import JobKey, JobSettings, is_done, job_list
-from .runinfo import store_location, update_run_config
+from .runinfo import read_run_config, store_location, update_run_config
 from .scheduler import run_jobs
 from .settings import RunSettings, default_workers
-from .train import ensure_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +46,37 @@ def decide(settings: RunSettings) -> dict:
     return decisions
 
 
-def jobs_for(settings: RunSettings) -> list[JobKey]:
-    return job_list(settings.datasets, settings.seeds, settings.methods, settings.representations)
+def jobs_for(settings: RunSettings, representations: dict[str, tuple[Representation, ...]]) -> list[JobKey]:
+    return job_list(settings.datasets, settings.seeds, settings.methods, representations, settings.representations)
+
+
+def recorded_representations(out: Path, datasets) -> dict[str, tuple[Representation, ...]]:
+    """Each data set's representations as the extract stage recorded them in config.json."""
+    recorded = read_run_config(out).get("representations", {})
+    missing = [d for d in datasets if d not in recorded]
+    if missing:
+        raise MissingDataError(f"{out}: no representations recorded for {', '.join(missing)}; "
+                               f"run `repscope extract --out {out}` (with the same settings) first")
+    return {d: tuple(Representation.from_record(r) for r in recorded[d]) for d in datasets}
+
+
+def plan(settings: RunSettings, sources: dict) -> dict[str, tuple[Representation, ...]]:
+    """Each data set's representations from a dry forward pass; checks N and the chosen names."""
+    from .extract import plan_representations
+
+    representations = {}
+    for name, source in sources.items():
+        if settings.n > len(source.train):
+            raise SettingsError(f"--n {settings.n} is more than the {len(source.train)} examples of {name}; "
+                                f"give --n {len(source.train)} or less")
+        representations[name] = plan_representations(settings.model, source)[0]
+    if settings.representations is not None:
+        known = {r.name for reps in representations.values() for r in reps}
+        bad = [r for r in settings.representations if r not in known]
+        if bad:
+            raise SettingsError(f"--representations: unknown {', '.join(map(repr, bad))}; choose from "
+                                f"{', '.join(dict.fromkeys(r.name for reps in representations.values() for r in reps))}")
+    return representations
 
 
 def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
@@ -74,23 +99,44 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
         update_run_config(out, {"timings": {name: timings[name]}})
         return result
 
-    stage("fetch", lambda: [fetch(d, settings.data_root) for d in settings.datasets])
+    from .sources import open_source
+
+    sources = {}
+
+    def open_all(fetch: bool):
+        for name, spec in zip(settings.datasets, settings.sources):
+            if name not in sources:
+                sources[name] = open_source(spec, settings.data_root, fetch=fetch)
+        return sources
+
+    stage("fetch", lambda: open_all(True))
     if {"train", "extract"} & set(stages):
+        open_all(False)
+        plan(settings, sources)
         device = torch_device(settings.backend)
+        model = settings.model
 
         def train_all():
+            from .train import ensure_checkpoints
+
             for seed in settings.seeds:
                 for d in settings.datasets:
-                    ensure_checkpoints(out, load(d, settings.data_root), seed, device=device)
+                    ensure_checkpoints(out, model, sources[d], settings.recipe_for(d), seed, device)
 
         def extract_all():
+            from .extract import extract
+
             for seed in settings.seeds:
                 for d in settings.datasets:
-                    extract(out, d, settings.n, seed=seed, data_root=settings.data_root, backend=settings.backend)
+                    extract(out, model, sources[d], settings.recipe_for(d), settings.n, seed, backend=settings.backend)
 
         stage("train", train_all)
         stage("extract", extract_all)
-    jobs = jobs_for(settings)
+    if not {"embed", "evaluate", "report"} & set(stages):
+        summary["timings"] = timings
+        return summary
+    representations = recorded_representations(out, settings.datasets)
+    jobs = jobs_for(settings, representations)
     job_settings = JobSettings(embedders=decisions.get("embedders", {}), threads=decisions.get("threads_per_worker", 1),
                                k=settings.k, store=str(store_location(out)))
 
@@ -113,7 +159,8 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
     if "evaluate" in stages:
         from .evaluate import evaluate
 
-        summary["metrics"] = str(stage("evaluate", lambda: evaluate(out, jobs, settings.spaces, settings.k)))
+        summary["metrics"] = str(stage("evaluate", lambda: evaluate(out, jobs, settings.spaces, settings.k,
+                                                                     representations)))
     if "report" in stages:  # also after failed jobs: the page lists what is missing
         from .report import build_report
 

@@ -28,17 +28,14 @@ from typing import Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from kernels import knn_votes
-from store import REPRESENTATIONS, RunStore, array_key, embedding_key, is_url
-
-from .config import dataset_spec
+from ..kernels import knn_votes
+from ..store import NETWORKS, ORIGINAL, Representation, RunStore, array_key, embedding_key, is_url, original_key
 from .errors import MissingDataError
 from .evaluate import METRICS_CSV
-from .findings import LAYERS, SEPARATION, Confusion, check_findings, cells_by_run, layer_average
-from .jobs import K, NETWORKS
-from .runinfo import store_location
-from .runinfo import CONFIG
-from .tables import NOTE, PARTIAL, read_metrics_csv, study_tables
+from .findings import SEPARATION, Confusion, Depths, check_findings, cells_by_run, layer_average
+from .jobs import K
+from .runinfo import CONFIG, store_location
+from .tables import BEYOND, NOTE, PARTIAL, read_metrics_csv, study_tables
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +43,11 @@ REPORT = "report"
 FIGURES = "figures"
 #: Bumped when a figure's drawing changes, so existing figures are redrawn.
 FIGURE_VERSION = 1
-STUDY = [r.name for r in REPRESENTATIONS if r.in_study]
-BEYOND = [r.name for r in REPRESENTATIONS if not r.in_study]
-#: The grid figure's panels, 8 per row: original, the layer1 filters and layer3; then layer2.
-GRID = [*STUDY[:5], "layer3", "", "", *STUDY[5:21]]
 
 
 def slug(name: str) -> str:
-    """A file-name form of a representation or class name: ``layer2/filter3`` ->
-    ``layer2-filter03``, ``T-shirt/top`` -> ``t-shirt-top``."""
+    """A file-name form of a representation or class name: ``conv/filter3`` ->
+    ``conv-filter03``, ``Top/Shirt`` -> ``top-shirt``."""
     name = re.sub(r"filter(\d)$", lambda m: f"filter{int(m.group(1)):02d}", name)
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
@@ -108,11 +101,38 @@ class RunFolder:
     datasets: list[str] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
+    #: Per data set: its representations' depths, class names, example shape and whether it is an image.
+    depths: dict[str, Depths] = field(default_factory=dict)
+    preset: str = ""
+
+    def classes(self, dataset: str) -> tuple[str, ...]:
+        return tuple(self.config["data"][dataset]["classes"])
+
+    def example_shape(self, dataset: str) -> tuple[int, ...]:
+        return tuple(self.config["data"][dataset]["example_shape"])
+
+    def is_image(self, dataset: str) -> bool:
+        return bool(self.config["data"][dataset].get("image"))
+
+    def main(self, dataset: str) -> list[str]:
+        return [r.name for r in self.depths[dataset].representations if r.in_study]
+
+    def beyond(self, dataset: str) -> list[str]:
+        return [r.name for r in self.depths[dataset].representations if not r.in_study]
+
+    def grid(self, dataset: str) -> list[str]:
+        """The panels of a network's grid figure ("" leaves a gap): the preset's arrangement,
+        else every representation of the main set in order."""
+        if self.preset:
+            from .presets import preset_module
+
+            return preset_module(self.preset).grid(self.main(dataset))
+        return self.main(dataset)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "RunFolder":
         path = Path(path)
-        hint = f"run `python -m engine run --out {path}` first"
+        hint = f"run `repscope run --out {path}` first"
         if not (path / CONFIG).is_file():
             raise MissingDataError(f"{path} is not a run folder (no {CONFIG}); {hint}")
         if not (path / METRICS_CSV).is_file():
@@ -129,20 +149,29 @@ class RunFolder:
                 jobs = list(csv.DictReader(f))
         folder = cls(path, json.loads((path / CONFIG).read_text()), rows, RunStore(location), jobs)
         embedded = [r for r in rows if r["space"] == "embedding"]
-        folder.datasets = sorted({r["dataset"] for r in rows}, key=["mnist", "fashion-mnist"].index)
+        order = list(folder.config.get("settings", {}).get("datasets", []))
+        present = {r["dataset"] for r in rows}
+        folder.datasets = [d for d in order if d in present] + sorted(present - set(order))
+        recorded = folder.config.get("representations", {})
+        missing = [d for d in folder.datasets if d not in recorded or d not in folder.config.get("data", {})]
+        if missing:
+            raise MissingDataError(f"{path / CONFIG} records no representations or data for {', '.join(missing)}; "
+                                   f"{hint}")
+        folder.depths = {d: Depths([Representation.from_record(r) for r in recorded[d]]) for d in folder.datasets}
+        folder.preset = folder.config.get("settings", {}).get("model", {}).get("preset", "")
         folder.methods = sorted({r["method"] for r in embedded})
         folder.seeds = sorted({r["seed"] for r in rows})
         return folder
 
     def embedding(self, dataset: str, seed: int, network: str, method: str, name: str) -> np.ndarray | None:
         """A complete embedding, or None (``original`` is stored once, under ``trained``)."""
-        key = embedding_key(dataset, seed, "trained" if name == "original" else network, method, name)
+        key = embedding_key(dataset, seed, "trained" if name == ORIGINAL else network, method, name)
         info = self.store.info(key)
         return self.store.array(key)[:] if info and info.get("complete") else None
 
     def panel_title(self, dataset: str, seed: int, network: str, method: str, name: str) -> str:
         """A representation's name, marked where it was constant (a dead filter: one point)."""
-        info = self.store.info(embedding_key(dataset, seed, "trained" if name == "original" else network, method, name))
+        info = self.store.info(embedding_key(dataset, seed, "trained" if name == ORIGINAL else network, method, name))
         return f"{name} (dead: one point)" if info and info.get("constant_input") else name
 
     def fingerprint(self, key: str) -> dict | None:
@@ -157,16 +186,17 @@ def _scatter_figures(run: RunFolder, cache: FigureCache, dataset: str, method: s
     """Per-embedding scatters and grid figures of one (dataset, method, seed)."""
     from .figures import embedding_figure, grid_figure
 
-    spec = dataset_spec(dataset)
+    classes = run.classes(dataset)
     labels = run.store.labels(dataset).astype(np.int64)
     base = f"{dataset}/{method}/seed{seed}"
+    grid = run.grid(dataset)
     out = {"grids": {}, "singles": defaultdict(list), "beyond": None}
 
     def fp(network, name):
         return run.fingerprint(embedding_key(dataset, seed, "trained" if name == "original" else network, method, name))
 
     for network in NETWORKS:
-        for name in STUDY + BEYOND:
+        for name in run.main(dataset) + run.beyond(dataset):
             if name == "original" and network != "trained":
                 continue
             if fp(network, name) is None:
@@ -174,23 +204,23 @@ def _scatter_figures(run: RunFolder, cache: FigureCache, dataset: str, method: s
             rel = f"{base}/{slug(name)}" if name == "original" else f"{base}/{network}/{slug(name)}"
             title = f"{dataset}, {method}, seed {seed}: " + (name if name == "original" else f"{network} {name}")
             cache.add(rel, _key(fp(network, name)), lambda p, n=network, r=name, t=title: embedding_figure(
-                run.embedding(dataset, seed, n, method, r), labels, spec.classes, t, p))
+                run.embedding(dataset, seed, n, method, r), labels, classes, t, p))
             out["singles"][network].append((name, rel + ".png"))
 
         rel = f"{base}/{network}/grid"
-        cache.add(rel, _key([fp(network, n) for n in GRID if n]), lambda p, net=network: grid_figure(
+        cache.add(rel, _key([fp(network, n) for n in grid if n]), lambda p, net=network: grid_figure(
             [(run.panel_title(dataset, seed, net, method, n), run.embedding(dataset, seed, net, method, n)) if n
-             else ("", None) for n in GRID], labels, spec.classes,
+             else ("", None) for n in grid], labels, classes,
             f"{dataset}, {method}, {net} network, seed {seed}, N = {len(labels)}", p))
         out["grids"][network] = rel + ".png"
     if out["singles"]["trained"][:1] == [("original", f"{base}/original.png")]:
         out["singles"]["untrained"].insert(0, out["singles"]["trained"][0])  # shared by both networks
-    beyond = [(net, n) for n in BEYOND for net in NETWORKS if fp(net, n) is not None]
+    beyond = [(net, n) for n in run.beyond(dataset) for net in NETWORKS if fp(net, n) is not None]
     if beyond:
         rel = f"{base}/beyond-study-grid"
         cache.add(rel, _key([fp(net, n) for net, n in beyond]), lambda p: grid_figure(
             [(f"{net} {n}", run.embedding(dataset, seed, net, method, n)) for net, n in beyond], labels,
-            spec.classes, f"{dataset}, {method}, whole layers (beyond the study), seed {seed}", p, columns=4))
+            classes, f"{dataset}, {method}, whole layers (beyond the main set), seed {seed}", p, columns=4))
         out["beyond"] = rel + ".png"
     return out
 
@@ -198,11 +228,13 @@ def _scatter_figures(run: RunFolder, cache: FigureCache, dataset: str, method: s
 def _depth_series(run: RunFolder, dataset: str, method: str) -> dict[str, dict[str, tuple]]:
     """metric -> network -> (mean over seeds, std over seeds or None), per depth."""
     cells = cells_by_run([r for r in run.rows if r["dataset"] == dataset and r["method"] == method])
+    depths = run.depths[dataset]
     series = {}
     for metric in SEPARATION:
         series[metric] = {}
         for network in NETWORKS:
-            values = np.array([[layer_average(c, network, layer, metric) for layer in LAYERS] for c in cells.values()])
+            values = np.array([[layer_average(c, depths, network, layer, metric) for layer in depths.layers]
+                               for c in cells.values()])
             std = values.std(axis=0, ddof=1) if len(values) > 1 else None
             series[metric][network] = (values.mean(axis=0), std)
     return series
@@ -212,48 +244,68 @@ def _depth_figures(run: RunFolder, cache: FigureCache, dataset: str, method: str
     from .figures import depth_figure
 
     seeds = len({r["seed"] for r in run.rows if r["dataset"] == dataset and r["method"] == method})
-    note = (f"mean of {seeds} seeds, bars: 1 s.d." if seeds > 1 else "one seed") + "; layers 1-2: mean of filters"
+    split = run.depths[dataset].channel_layers()
+    note = (f"mean of {seeds} seeds, bars: 1 s.d." if seeds > 1 else "one seed") + (
+        f"; {', '.join(split)}: mean of filters" if split else "")
     out = {}
     for metric, series in _depth_series(run, dataset, method).items():
         rel = f"{dataset}/{method}/depth/{metric}"
         key = _key({n: [m.tolist(), None if s is None else s.tolist()] for n, (m, s) in series.items()}, note)
         cache.add(rel, key, lambda p, m=metric, s=series: depth_figure(
-            m, list(LAYERS), s, f"{dataset}, {method}: {m} by depth", note, p))
+            m, run.depths[dataset].layers, s, f"{dataset}, {method}: {m} by depth", note, p))
         out[metric] = rel + ".png"
     return out
 
 
 def _images(run: RunFolder, dataset: str, rows: list[int]) -> np.ndarray:
-    original = run.store.array(f"{dataset}/original")
+    """The examples of ``rows`` as images on a 0-255 scale: (rows, H, W) or (rows, H, W, 3)."""
+    key = original_key(dataset)
+    original = run.store.array(key)
+    scale = float((run.store.info(key) or {}).get("scale", 1.0))
     unique = sorted(set(rows))  # an orthogonal selection wants sorted, distinct rows
     lookup = dict(zip(unique, np.asarray(original.get_orthogonal_selection((unique, slice(None))))))
-    images = np.stack([lookup[r] for r in rows]).reshape(len(rows), 28, 28)
-    return images if images.dtype == np.uint8 else np.rint(images * 255).clip(0, 255)
+    images = np.stack([lookup[r] for r in rows]).reshape(len(rows), *run.example_shape(dataset))
+    if images.ndim == 4:  # (C, H, W) -> (H, W, C), one channel -> grey
+        images = images.transpose(0, 2, 3, 1) if images.shape[1] in (1, 3, 4) else images
+        images = images[..., 0] if images.shape[-1] == 1 else images[..., :3]
+    if images.dtype == np.uint8 and scale == 255.0:
+        return images
+    return np.rint(images.astype(np.float64) / scale * 255).clip(0, 255).astype(np.uint8)
 
 
 @dataclass
 class OutlierSet:
-    """Trained layer3's kNN votes for one (dataset, method, seed) and its outlier figures."""
+    """The trained last layer's kNN votes for one (dataset, method, seed) and its outlier figures."""
 
     confusion: Confusion
     figures: dict = field(default_factory=dict)  # (a, b) -> (count, rel path)
 
 
 def _outliers(run: RunFolder, cache: FigureCache, dataset: str, method: str, seed: int, k: int) -> OutlierSet | None:
-    """Votes of the trained layer3 embedding; an outlier figure per ordered class pair
-    (a, b) where a point of class a is voted b (the study's vote, the point itself counted)."""
+    """Votes of the trained network's last layer embedding; an outlier figure per ordered
+    class pair (a, b) where a point of class a is voted b (the study's vote, the point
+    itself counted), where the examples are images."""
     from .figures import ImageRow
 
-    points = run.embedding(dataset, seed, "trained", method, "layer3")
+    last = run.depths[dataset].last
+    points = run.embedding(dataset, seed, "trained", method, last)
     if points is None:
         return None
-    classes = dataset_spec(dataset).classes
+    classes = run.classes(dataset)
     labels = run.store.labels(dataset).astype(np.int64)
     votes = knn_votes(points, labels, k)
     loo = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(loo, (labels, votes.left_out), 1)
     result = OutlierSet(Confusion(loo, classes))
-    fingerprint = run.fingerprint(embedding_key(dataset, seed, "trained", method, "layer3"))
+    fingerprint = run.fingerprint(embedding_key(dataset, seed, "trained", method, last))
+    if not run.is_image(dataset):
+        for a in range(len(classes)):
+            for b in range(len(classes)):
+                count = int(np.sum((labels == a) & (votes.with_self == b))) if a != b else 0
+                if count:
+                    result.figures[a, b] = (count, None)
+        return result
+    shape = _images(run, dataset, [0]).shape[1:]
     correct = votes.with_self == labels
     canvas: list = []
 
@@ -276,14 +328,14 @@ def _outliers(run: RunFolder, cache: FigureCache, dataset: str, method: str, see
                 picks = [nearest(outlier, a), nearest(outlier, b), outlier]
                 shown = [p for p in picks if p >= 0]
                 images = dict(zip(shown, _images(run, dataset, shown)))
-                blank = np.zeros((28, 28))
+                blank = np.zeros(shape)
                 captions = [f"{classes[a]}, voted {classes[a]}\n(#{picks[0]})" if picks[0] >= 0 else "none voted right",
                             f"{classes[b]}, voted {classes[b]}\n(#{picks[1]})" if picks[1] >= 0 else "none voted right",
                             f"outlier: {classes[a]}, voted {classes[b]}\n(#{outlier})"]
                 if not canvas:
-                    canvas.append(ImageRow(3))
+                    canvas.append(ImageRow(3, shape))
                 return canvas[0].draw([images.get(p, blank) for p in picks], captions,
-                                      f"{dataset}, {method}, trained layer3, seed {seed}: {count} point(s) of "
+                                      f"{dataset}, {method}, trained {last}, seed {seed}: {count} point(s) of "
                                       f"{classes[a]} voted {classes[b]} (k = {k})", path)
 
             cache.add(rel, _key(fingerprint, a, b, k), draw)
@@ -294,11 +346,15 @@ def _filter_figures(run: RunFolder, cache: FigureCache, dataset: str, seed: int)
     """For the first example of each class: the input and the trained network's feature maps."""
     from .figures import filter_figure
 
-    keys = {layer: array_key(dataset, seed, "trained", layer) for layer in ("layer1", "layer2")}
+    maps = [layer for layer in run.depths[dataset].channel_layers()
+            if len(run.config["extract"][dataset]["layers"].get(layer, ())) == 3]  # (C, H, W) feature maps
+    if not maps or not run.is_image(dataset):
+        return []
+    keys = {layer: array_key(dataset, seed, "trained", layer) for layer in maps}
     prints = {layer: run.fingerprint(key) for layer, key in keys.items()}
     if any(p is None for p in prints.values()):
         return []
-    classes = dataset_spec(dataset).classes
+    classes = run.classes(dataset)
     labels = run.store.labels(dataset)
     out = []
     for c, name in enumerate(classes):
@@ -341,7 +397,7 @@ def _embedder_settings(run: RunFolder) -> list[dict]:
     for dataset in run.datasets:
         for seed in run.seeds:
             for method in run.methods:
-                fp = run.fingerprint(embedding_key(dataset, seed, "trained", method, "layer3"))
+                fp = run.fingerprint(embedding_key(dataset, seed, "trained", method, run.depths[dataset].last))
                 if fp and method not in seen:
                     params = {k: v for k, v in fp.get("parameters", {}).items()}
                     seen[method] = {"method": method, "embedder": fp.get("embedder"), "library": fp.get("library"),
@@ -362,6 +418,18 @@ def _verdict(finding, dataset, method) -> str:
     return "holds" if held == total else "fails" if held == 0 else "mixed"
 
 
+def _layer_notes(run: RunFolder, dataset: str) -> dict:
+    """Sentences describing the data set's layers for the page: depths, maps, whole layers."""
+    depths = run.depths[dataset]
+    shapes = run.config["extract"][dataset]["layers"]
+    averaged = [f"{i} = {'mean of the ' + layer + ' filters' if layer in depths.channel_layers() else layer}"
+                for i, layer in enumerate(depths.layers)]
+    maps = [f"{layer} ({shapes[layer][0]} maps of {shapes[layer][1]}\u00d7{shapes[layer][2]})"
+            for layer in depths.channel_layers() if len(shapes.get(layer, ())) == 3]
+    beyond = [f"{r.name} ({r.dims} dimensions)" for r in depths.representations if not r.in_study]
+    return {"depths": ", ".join(averaged), "maps": maps, "beyond": beyond}
+
+
 def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
     """Write ``<run_dir>/report/index.html`` and its figures; return the page's path."""
     started = time.perf_counter()
@@ -372,9 +440,9 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
              ",".join(run.methods), ",".join(map(str, run.seeds)))
     sections, confusions, missing = [], {}, []
     for dataset in run.datasets:
-        spec = dataset_spec(dataset)
         n = len(run.store.labels(dataset))
-        section = {"dataset": dataset, "id": slug(dataset), "n": n, "classes": spec.classes, "methods": [],
+        section = {"dataset": dataset, "id": slug(dataset), "n": n, "classes": run.classes(dataset), "methods": [],
+                   "last": run.depths[dataset].last, "layers": _layer_notes(run, dataset),
                    "filters": {seed: _filter_figures(run, cache, dataset, seed) for seed in run.seeds}}
         for method in run.methods:
             part = {"method": method, "id": f"{slug(dataset)}-{method}", "depth": _depth_figures(run, cache, dataset, method),
@@ -383,15 +451,15 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
                 part["seeds"][seed] = _scatter_figures(run, cache, dataset, method, seed)
                 outliers = _outliers(run, cache, dataset, method, seed, k)
                 if outliers is None:
-                    missing.append(f"{dataset}/seed{seed}/trained/{method}/layer3")
+                    missing.append(f"{dataset}/seed{seed}/trained/{method}/{run.depths[dataset].last}")
                     continue
                 confusions[dataset, method, seed] = outliers.confusion
                 part["outliers"][seed] = outliers
             section["methods"].append(part)
         sections.append(section)
     drawn = cache.draw()
-    findings = check_findings(run.rows, confusions)
-    tables = study_tables(run.rows)
+    findings = check_findings(run.rows, run.depths, confusions, run.preset)
+    tables = study_tables(run.rows, run.depths)
     page = {
         "title": f"repscope report: {run.path.name}",
         "run": str(run.path),
@@ -403,12 +471,13 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
         "findings": findings,
         "verdict": _verdict, "share": _fmt_share,
         "tables": {key: _table_html(t) for key, t in tables.items()},
-        "study_layers": ("original", "layer1", "layer2", "layer3"),
+        "table_names": {d: run.depths[d].layers for d in run.datasets}, "beyond_table": BEYOND,
+        "study": run.preset == "study",
         "note": NOTE,
         "jobs": run.jobs, "job_summary": _job_summary(run.jobs),
         "embedders": _embedder_settings(run),
         "missing": missing, "k": k,
-        "slug": slug, "classes_of": lambda d: dataset_spec(d).classes,
+        "slug": slug,
     }
     path = report / "index.html"
     tmp = path.with_name("index.html.partial")
@@ -422,7 +491,7 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
 def _render(page: dict) -> str:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("engine", "templates"),
+    env = jinja2.Environment(loader=jinja2.PackageLoader(__package__, "templates"),
                              autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["num"] = lambda v, digits=2: "" if v is None or v == "" else (

@@ -13,12 +13,16 @@ CONFIG = "config.json"
 STORE = "store.zarr"
 
 
+def read_run_config(run_dir: str | os.PathLike) -> dict:
+    """``<run_dir>/config.json`` as a dict ({} where there is none)."""
+    path = Path(run_dir) / CONFIG
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def store_location(run_dir: str | os.PathLike) -> str | Path:
     """Where a run's store is: the ``store`` setting recorded in its config.json (a path
     or an fsspec URL), else ``<run_dir>/store.zarr``."""
-    path = Path(run_dir) / CONFIG
-    config = json.loads(path.read_text()) if path.is_file() else {}
-    return config.get("settings", {}).get("store") or Path(run_dir) / STORE
+    return read_run_config(run_dir).get("settings", {}).get("store") or Path(run_dir) / STORE
 
 
 def versions() -> dict[str, str]:

@@ -1,30 +1,55 @@
-"""A run's settings: presets, validation before any work starts, one frozen object."""
+"""A run's settings: run files and presets, validation before any work starts, one frozen object.
+
+A run is described by a run file (TOML, read with the standard library's ``tomllib``)
+or by the same options from Python; command-line flags override the file. The shipped
+presets ``smoke``, ``paper`` and ``full`` are run files (``engine/presets/*.toml``).
+A run file::
+
+    n = 1000
+    datasets = ["digits"]                     # or [{source = "npz", path = "data.npz"}], "mnist", ...
+    methods = ["tsne", "umap"]
+    seeds = [0]
+
+    [model]
+    factory = "mynets:build"                  # package.module:callable returning a torch.nn.Module
+    transform = "mynets:to_input"             # optional: batch in natural units -> network input
+    checkpoint = "weights.pt"                 # optional: the trained network's state dict
+    layers = ["stem", {path = "blocks.0", split = "channels", max_channels = 16}, "head.1"]
+
+    [training]                                # optional: how to train when there is no checkpoint
+    epochs = 3
+    learning_rate = 0.05
+
+Paths in a run file are taken relative to the file's folder, and that folder is
+importable for the factory.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import re
-from dataclasses import asdict, dataclass
+import sys
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-
-from store import REPRESENTATIONS
+from typing import Any, Mapping
 
 from .backend import BACKENDS
-from .config import DATASETS, STUDY_SEED, TRAIN_SIZE
 from .embedders import EMBEDDERS, METHODS
 from .errors import SettingsError
+from .model import Layer, ModelSpec, resolve
+from .train import Recipe
 
 SPACES = ("embedding", "representation", "both")
 SCHEDULERS = ("local", "dask")
 MIN_N = 100
-
-#: Presets: N examples per data set; everything else from the defaults below.
-PRESETS = {
-    "smoke": {"n": 1_000},
-    "paper": {"n": 5_000},
-    "full": {"n": TRAIN_SIZE},
-}
+DEFAULT_SEED = 42
+#: Keys of a run file's top level and of its tables.
+RUN_KEYS = {"preset", "n", "datasets", "methods", "seeds", "backend", "space", "representations", "workers",
+            "job_timeout", "tsne_embedder", "k", "data_root", "scheduler", "dask_address", "store", "model",
+            "training"}
+MODEL_KEYS = {"factory", "transform", "checkpoint", "layers"}
 
 
 @dataclass(frozen=True)
@@ -32,11 +57,17 @@ class RunSettings:
     """Everything a run is asked to do. Build with ``from_options``, which validates."""
 
     out: Path
-    preset: str = "paper"
+    model: ModelSpec
+    #: The data sets' names (in the store, metrics.csv and the report), and how to open each.
+    datasets: tuple[str, ...]
+    sources: tuple = ()
+    #: The run file's name (a shipped preset) or path; "" for options given in Python.
+    preset: str = ""
     n: int = 5_000
-    datasets: tuple[str, ...] = tuple(DATASETS)
     methods: tuple[str, ...] = METHODS
-    seeds: tuple[int, ...] = (STUDY_SEED,)
+    seeds: tuple[int, ...] = (DEFAULT_SEED,)
+    #: How to train when the model has no checkpoint (None: the preset's recipe per data set).
+    recipe: Recipe | None = None
     backend: str = "auto"
     space: str = "embedding"
     representations: tuple[str, ...] | None = None
@@ -54,10 +85,26 @@ class RunSettings:
     def spaces(self) -> tuple[str, ...]:
         return ("embedding", "representation") if self.space == "both" else (self.space,)
 
+    def recipe_for(self, dataset: str) -> Recipe:
+        """How the network is trained on ``dataset``: the run's recipe, else its preset's."""
+        if self.recipe is not None:
+            return self.recipe
+        if self.model.preset:
+            from .presets import preset_module
+
+            return preset_module(self.model.preset).recipe(dataset)
+        return Recipe()
+
+    def source_of(self, dataset: str):
+        return self.sources[self.datasets.index(dataset)]
+
     def as_record(self) -> dict:
-        record = asdict(self)
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "recipe", "sources")}
         record["out"] = str(self.out)
         record["data_root"] = None if self.data_root is None else str(self.data_root)
+        record["sources"] = [s if isinstance(s, str) else {k: str(v) for k, v in s.items()} for s in self.sources]
+        record["model"] = self.model.record()
+        record["recipe"] = None if self.recipe is None else asdict(self.recipe)
         return record
 
 
@@ -86,59 +133,166 @@ def auto_preset(backend: str) -> str:
     """``full`` where the GPU backend is there (CUDA and a GPU embedder), else ``paper``."""
     if backend == "cpu":
         return "paper"
-    from .embedders import EMBEDDERS
-
     gpu = [cls for cls in EMBEDDERS.values() if cls.device == "cuda"]
     methods = {cls.method for cls in gpu if cls.available()}
     return "full" if methods >= set(METHODS) else "paper"
 
 
-def from_options(*, out, preset: str = "paper", n=None, datasets=None, methods=None, seeds=None,
+def read_run_file(path: str | os.PathLike) -> dict:
+    """The options of a run file, paths made absolute against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise SettingsError(f"run file {path} does not exist; give a TOML run file or --preset smoke|paper|full")
+    try:
+        options = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"run file {path} is not valid TOML: {exc}") from None
+    unknown = set(options) - RUN_KEYS
+    if unknown:
+        raise SettingsError(f"run file {path}: unknown key(s) {', '.join(sorted(unknown))}; "
+                            f"known: {', '.join(sorted(RUN_KEYS))}")
+    base = path.resolve().parent
+    model = options.get("model")
+    if model is not None:
+        if not isinstance(model, dict) or set(model) - MODEL_KEYS:
+            raise SettingsError(f"run file {path}: [model] takes {', '.join(sorted(MODEL_KEYS))}")
+        if model.get("checkpoint"):
+            model["checkpoint"] = str((base / model["checkpoint"]).resolve())
+        model["_base"] = str(base)
+    sources = options.get("datasets")
+    if isinstance(sources, list):
+        options["datasets"] = [_absolute_paths(s, base) for s in sources]
+    for key in ("data_root", "store"):
+        if options.get(key) and "://" not in str(options[key]):
+            options[key] = str((base / options[key]).resolve())
+    return options
+
+
+def _absolute_paths(source, base: Path):
+    if isinstance(source, str) and source.endswith((".npz", ".npy")):
+        return str((base / source).resolve())
+    if isinstance(source, dict):
+        return {k: str((base / v).resolve()) if k in ("path", "x", "y", "root") and isinstance(v, str) else v
+                for k, v in source.items()}
+    return source
+
+
+def model_from_table(table: Mapping[str, Any]) -> ModelSpec:
+    """A ModelSpec from a run file's ``[model]`` table."""
+    if "factory" not in table:
+        raise SettingsError("[model] needs factory = \"package.module:callable\" (a function or class that returns "
+                            "the torch.nn.Module)")
+    if "layers" not in table or not table["layers"]:
+        raise SettingsError("[model] needs layers = [...]: the module paths to analyse, e.g. [\"features.3\"]")
+    base = table.get("_base")
+    if base and base not in sys.path:
+        sys.path.insert(0, base)
+    factory = resolve(table["factory"], "[model] factory")
+    transform = resolve(table["transform"], "[model] transform") if table.get("transform") else None
+    layers = tuple(Layer.parse(item) for item in table["layers"])
+    checkpoint = Path(table["checkpoint"]) if table.get("checkpoint") else None
+    return ModelSpec(factory=factory, layers=layers, checkpoint=checkpoint, reference=table["factory"],
+                     **({"transform": transform} if transform is not None else {}))
+
+
+def recipe_from_table(table: Mapping[str, Any]) -> Recipe:
+    known = {f.name for f in fields(Recipe)}
+    unknown = set(table) - known
+    if unknown:
+        raise SettingsError(f"[training]: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    return Recipe(**table)
+
+
+def from_options(*, out, preset: str | None = None, run_file=None, model: ModelSpec | Mapping | None = None,
+                 recipe: Recipe | Mapping | None = None, n=None, datasets=None, methods=None, seeds=None,
                  backend: str = "auto", space: str = "embedding", representations=None, workers=None,
                  job_timeout: float = 3600.0, tsne_embedder=None, k: int = 10, data_root=None,
                  scheduler: str = "local", dask_address: str | None = None, store=None) -> RunSettings:
-    """Validate every option (each bad value gets its own message) and resolve the preset."""
+    """Validate every option and resolve the run file or preset (each bad value gets its own message).
+
+    Options given here override the run file's; a run file given as ``preset`` names a
+    shipped one (``smoke``, ``paper``, ``full``, ``auto``), ``run_file`` a path. Without
+    either, ``model`` and ``datasets`` must be given.
+    """
     if backend not in BACKENDS:
         raise SettingsError(f"--backend: unknown {backend!r}; choose from {', '.join(BACKENDS)}")
-    if preset == "auto":
-        preset = auto_preset(backend)
-    if preset not in PRESETS:
-        raise SettingsError(f"--preset: unknown {preset!r}; choose from auto, {', '.join(PRESETS)}")
-    n = PRESETS[preset]["n"] if n is None else n
-    if not isinstance(n, int) or not 1 <= n <= TRAIN_SIZE:
-        raise SettingsError(f"--n must be a whole number from 1 to {TRAIN_SIZE}; got {n!r}")
+    base: dict = {}
+    name = ""
+    if run_file is not None:
+        base, name = read_run_file(run_file), str(run_file)
+    elif preset is not None or model is None:
+        from .presets import run_file as shipped
+
+        preset = preset or "auto"
+        if preset == "auto":
+            preset = auto_preset(backend)
+        base, name = read_run_file(shipped(preset)), preset
+    if model is None:
+        model = base.get("model")
+    if base.get("preset"):
+        if model is not None and not isinstance(model, ModelSpec):
+            raise SettingsError(f"run file {name}: give either preset = {base['preset']!r} or a [model] table, not both")
+        from .presets import preset_module
+
+        model = model or preset_module(base["preset"]).model_spec()
+    if model is None:
+        raise SettingsError("no model: give a run file with a [model] table, --preset smoke|paper|full, "
+                            "or model= in Python")
+    if not isinstance(model, ModelSpec):
+        model = model_from_table(model)
+    recipe = recipe if recipe is not None else base.get("training")
+    if recipe is not None and not isinstance(recipe, Recipe):
+        recipe = recipe_from_table(recipe)
+    n = base.get("n", 5_000) if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SettingsError(f"--n must be a whole number >= 1; got {n!r}")
     if n < MIN_N:  # t-SNE's perplexity of 30 wants at least 3 x 30 neighbours per point
         raise SettingsError(f"--n must be at least {MIN_N} for t-SNE with perplexity 30; got {n}")
-    datasets = _split(datasets, what="datasets") or tuple(DATASETS)
-    _check_choices(datasets, tuple(DATASETS), "datasets")
-    methods = _split(methods, what="methods") or METHODS
+    sources = _sources(datasets if datasets is not None else base.get("datasets"))
+    from .sources import source_name
+
+    try:
+        names = tuple(source_name(s) for s in sources)
+    except SettingsError as exc:
+        raise SettingsError(f"--datasets: {exc}") from None
+    if len(set(names)) != len(names):
+        raise SettingsError(f"--datasets lists a data set twice: {', '.join(names)}")
+    methods = _split(methods if methods is not None else base.get("methods"), what="methods") or METHODS
     _check_choices(methods, METHODS, "methods")
-    seeds = _split(seeds, int, "seeds") or (STUDY_SEED,)
+    seeds = _split(seeds if seeds is not None else base.get("seeds"), int, "seeds") or (DEFAULT_SEED,)
     if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise SettingsError(f"--seeds must be distinct whole numbers >= 0; got {','.join(map(str, seeds))}")
-    if backend not in BACKENDS:
-        raise SettingsError(f"--backend: unknown {backend!r}; choose from {', '.join(BACKENDS)}")
     if space not in SPACES:
         raise SettingsError(f"--space: unknown {space!r}; choose from {', '.join(SPACES)}")
     reps = _split(representations, what="representations")
-    if reps is not None:
-        _check_choices(reps, tuple(r.name for r in REPRESENTATIONS), "representations")
     if workers is not None and (not isinstance(workers, int) or workers < 0):
         raise SettingsError(f"--workers must be a whole number >= 0 (0: run jobs in this process); got {workers!r}")
     if not job_timeout > 0:
         raise SettingsError(f"--job-timeout must be a positive number of seconds; got {job_timeout!r}")
     if tsne_embedder is not None and (tsne_embedder not in EMBEDDERS or EMBEDDERS[tsne_embedder].method != "tsne"):
-        names = [name for name, cls in EMBEDDERS.items() if cls.method == "tsne"]
-        raise SettingsError(f"--tsne-embedder: unknown {tsne_embedder!r}; choose from {', '.join(names)}")
+        names_ = [n_ for n_, cls in EMBEDDERS.items() if cls.method == "tsne"]
+        raise SettingsError(f"--tsne-embedder: unknown {tsne_embedder!r}; choose from {', '.join(names_)}")
     if not isinstance(k, int) or k < 1:
         raise SettingsError(f"--k must be a whole number >= 1; got {k!r}")
     _check_scheduler(scheduler, dask_address, workers)
     store = _check_store(store)
-    return RunSettings(out=Path(out), preset=preset, n=n, datasets=datasets, methods=methods, seeds=seeds,
-                       backend=backend, space=space, representations=reps, workers=workers,
-                       job_timeout=float(job_timeout), tsne_embedder=tsne_embedder, k=k,
-                       data_root=None if data_root is None else Path(data_root), scheduler=scheduler,
-                       dask_address=dask_address or None, store=store)
+    return RunSettings(out=Path(out), model=model, datasets=names, sources=sources, preset=name, n=n,
+                       methods=methods, seeds=seeds, recipe=recipe, backend=backend, space=space,
+                       representations=reps, workers=workers, job_timeout=float(job_timeout),
+                       tsne_embedder=tsne_embedder, k=k, data_root=None if data_root is None else Path(data_root),
+                       scheduler=scheduler, dask_address=dask_address or None, store=store)
+
+
+def _sources(value) -> tuple:
+    """Data set specs: a comma-separated string of names, or a list of names and tables."""
+    if value is None:
+        raise SettingsError("no data sets: give datasets (a name such as mnist or digits, a .npz file, "
+                            "or a table such as {source = \"npz\", path = \"data.npz\"})")
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not value or any(v in ("", None) for v in value):
+        raise SettingsError(f"--datasets takes a comma-separated list of data sets; got {value!r}")
+    return tuple(value)
 
 
 def _check_store(store) -> str | None:

@@ -1,10 +1,12 @@
-"""``metrics.csv`` and the study's tables (CSV, Markdown, LaTeX) written from it.
+"""``metrics.csv`` and the tables (CSV, Markdown, LaTeX) written from it.
 
-Per dataset, method and layer one table: a row per filter (and, for the filter layers,
-a row with their mean), a column per metric, each cell ``trained / untrained`` to
-4 decimals; with several seeds the cells are means and a companion ``-std`` table holds
-the standard deviations. The whole-layer representations beyond the study get their
-own table (``beyond-study``), never mixed into the study's.
+Per dataset, method and analysed layer one table (``original`` first): a row per
+channel (and, for a layer split by channel, a row with their mean) or one row for a
+layer analysed whole, a column per metric, each cell ``trained / untrained`` to 4
+decimals; with several seeds the cells are means and a companion ``-std`` table holds
+the standard deviations. The whole-layer views of channel-split layers (``<layer>/all``,
+beyond the main set) get their own table (``beyond-study``), never mixed into the rest.
+For the study's preset these are exactly the study's tables.
 """
 
 from __future__ import annotations
@@ -17,18 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kernels import METRICS
-from store import REPRESENTATIONS
+from ..kernels import METRICS
 
 COLUMNS = ("dataset", "seed", "network", "method", "space", "representation", "in_study", "n", "k", *METRICS)
-#: Table name -> its rows, in order.
-LAYER_TABLES = {
-    "original": ["original"],
-    "layer1": [r.name for r in REPRESENTATIONS if r.array == "layer1" and r.channel is not None],
-    "layer2": [r.name for r in REPRESENTATIONS if r.array == "layer2" and r.channel is not None],
-    "layer3": ["layer3"],
-    "beyond-study": [r.name for r in REPRESENTATIONS if not r.in_study],
-}
+#: The table of the whole-layer views beyond the main set.
+BEYOND = "beyond-study"
 MEAN_ROW = "mean of filters"
 #: Marks a filter mean that left out filters where the metric is undefined (dead filters).
 PARTIAL = "*"
@@ -43,9 +38,17 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_metrics_csv(rows: list[dict], path: Path) -> Path:
-    """All rows, sorted, floats at full precision (a rerun with the same results gives the same bytes)."""
-    order = {name: i for i, name in enumerate(r.name for r in REPRESENTATIONS)}
+def layer_tables(depths) -> dict[str, list[str]]:
+    """Table name -> its rows in order, for one data set's :class:`~repscope.engine.findings.Depths`."""
+    tables = {layer: depths.members(layer) for layer in depths.layers}
+    beyond = [r.name for r in depths.representations if not r.in_study]
+    return {**tables, **({BEYOND: beyond} if beyond else {})}
+
+
+def write_metrics_csv(rows: list[dict], path: Path, order: list[str]) -> Path:
+    """All rows, sorted (representations in ``order``), floats at full precision (a rerun
+    with the same results gives the same bytes)."""
+    order = {name: i for i, name in reversed(list(enumerate(order)))}
     rows = sorted(rows, key=lambda r: (r["dataset"], r["seed"], r["space"], r["method"], r["network"],
                                        order[r["representation"]]))
     lines = [",".join(COLUMNS)]
@@ -116,7 +119,7 @@ def _render(title: str, header: list[str], body: list[list[str]]) -> dict[str, s
     return {"csv": csv_text, "md": "\n".join(md) + "\n", "tex": "\n".join(tex) + "\n"}
 
 
-def study_tables(rows: list[dict]) -> dict[tuple, dict]:
+def study_tables(rows: list[dict], depths: dict) -> dict[tuple, dict]:
     """{(dataset, space, method, table, statistic): {"title", "header", "body"}} from metrics rows.
 
     A cell missing for some seed (a failed job) makes that seed's filter mean NaN rather
@@ -131,11 +134,11 @@ def study_tables(rows: list[dict]) -> dict[tuple, dict]:
     tables = {}
     for (dataset, space, method), seed_set in sorted(seeds.items()):
         statistics = ("mean", "std") if len(seed_set) > 1 else ("mean",)
-        for table, names in LAYER_TABLES.items():
+        for table, names in layer_tables(depths[dataset]).items():
             present = [n for n in names if (dataset, space, method, n, "trained", METRICS[0]) in values]
             if not present:
                 continue
-            row_names = present + ([MEAN_ROW] if len(present) > 1 and table != "beyond-study" else [])
+            row_names = present + ([MEAN_ROW] if len(present) > 1 and table != BEYOND else [])
 
             def series(name, network, m) -> tuple[list[float], bool]:
                 """Per-seed values of a cell, and whether a filter mean left out undefined filters."""
@@ -169,10 +172,10 @@ def study_tables(rows: list[dict]) -> dict[tuple, dict]:
     return tables
 
 
-def write_tables(rows: list[dict], out: Path) -> list[Path]:
+def write_tables(rows: list[dict], out: Path, depths: dict) -> list[Path]:
     """Write every table as CSV, Markdown and LaTeX under ``out``; return the paths."""
     paths = []
-    for (dataset, space, method, table, stat), t in study_tables(rows).items():
+    for (dataset, space, method, table, stat), t in study_tables(rows, depths).items():
         folder = out / dataset / (method if space == "embedding" else "representation")
         stem = table if stat == "mean" else f"{table}-std"
         for ext, text in _render(t["title"], t["header"], t["body"]).items():

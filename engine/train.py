@@ -1,10 +1,12 @@
-"""Train the study's network, keep its exact initial state, save both under the run folder.
+"""Train a network, keep its exact initial state, save both under the run folder.
 
-SPEC.md: SGD with momentum 0.9, batch 64, shuffled, the data set's learning rate,
-5 epochs; below the data set's accuracy threshold the network is re-initialised (a new
-initial state, hence a new untrained copy) and trained again, a bounded number of
-times. Everything is seeded: attempt 0 uses the run's seed itself, attempt k the seed
-``seed + 1_000_003 * k``.
+A :class:`Recipe` says how: SGD with momentum on cross-entropy, shuffled mini-batches,
+a learning rate, a number of epochs; below ``min_accuracy`` on the source's held-out
+examples the network is re-initialised (a new initial state, hence a new untrained
+copy) and trained again, at most ``max_attempts`` times. Everything is seeded: attempt
+0 uses the run's seed itself, attempt k the seed ``seed + 1_000_003 * k``. A model given
+with a checkpoint is not trained: the checkpoint is the trained network and a fresh
+seeded initialisation the untrained one.
 """
 
 from __future__ import annotations
@@ -21,15 +23,32 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .config import DatasetSpec, TrainSettings, dataset_spec
-from .data import Dataset
 from .errors import TrainingError
-from .model import StudyCNN, to_input
+from .model import ModelSpec, build, load_state, logits, to_float
+from .sources import Source
 
 log = logging.getLogger(__name__)
 
-NETWORKS = ("trained", "untrained")
 _ATTEMPT_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a network is trained (when no checkpoint is given).
+
+    Examples
+    --------
+    >>> Recipe(epochs=2, learning_rate=0.05).batch_size
+    64
+    """
+
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    #: Test accuracy below which training is repeated with a new initial state (0: never).
+    min_accuracy: float = 0.0
+    max_attempts: int = 1
 
 
 def attempt_seed(seed: int, attempt: int) -> int:
@@ -43,7 +62,7 @@ class Checkpoints:
 
     trained: Path
     untrained: Path
-    accuracy: float
+    accuracy: float | None
     attempt: int
     sha256: str  # of the trained file, then the untrained one: identifies the pair
     reused: bool
@@ -53,78 +72,88 @@ def checkpoint_dir(run_dir: str | os.PathLike, dataset: str, seed: int) -> Path:
     return Path(run_dir) / "checkpoints" / dataset / f"seed{seed}"
 
 
+def _batches(source: Source, split, spec: ModelSpec, device: str, rows: np.ndarray | slice):
+    return spec.transform(to_float(torch.from_numpy(np.array(split.examples[rows])).to(device), source.scale))
+
+
 @torch.inference_mode()
-def accuracy(model: StudyCNN, images: np.ndarray, labels: np.ndarray, device: str, batch: int = 2_000) -> float:
-    """Share of ``images`` (uint8, (n, 28, 28)) whose arg-max logit equals ``labels``."""
+def accuracy(model: torch.nn.Module, spec: ModelSpec, source: Source, device: str, batch: int = 2_000) -> float | None:
+    """Share of the source's held-out examples whose arg-max output equals their label
+    (None without held-out examples)."""
+    split = source.test
+    if split is None or len(split) == 0:
+        return None
     model.eval()
     correct = 0
-    for start in range(0, len(images), batch):
-        x = to_input(torch.from_numpy(np.array(images[start:start + batch])).to(device))
-        y = torch.from_numpy(np.array(labels[start:start + batch])).to(device)
-        correct += int((model(x).logits.argmax(1) == y).sum())
-    return correct / len(images)
+    for start in range(0, len(split), batch):
+        x = _batches(source, split, spec, device, slice(start, start + batch))
+        y = torch.from_numpy(np.array(split.labels[start:start + batch])).to(device)
+        correct += int((logits(model(x)).argmax(1) == y).sum())
+    return correct / len(split)
 
 
 def train_attempt(
-    spec: DatasetSpec, data: Dataset, seed: int, settings: TrainSettings, device: str, n_train: int
-) -> tuple[dict, dict, float]:
+    spec: ModelSpec, source: Source, recipe: Recipe, seed: int, device: str, n_train: int
+) -> tuple[dict, dict, float | None]:
     """One attempt: returns (initial state, trained state, test accuracy)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = StudyCNN()
+    model = build(spec, seed)
     initial = copy.deepcopy(model.state_dict())
     model.to(device)
-    images = torch.from_numpy(np.array(data.train_images[:n_train])).to(device)
-    labels = torch.from_numpy(np.array(data.train_labels[:n_train])).to(device=device, dtype=torch.long)
-    optimiser = torch.optim.SGD(model.parameters(), lr=spec.learning_rate, momentum=settings.momentum)
+    images = torch.from_numpy(np.array(source.train.examples[:n_train])).to(device)
+    labels = torch.from_numpy(np.array(source.train.labels[:n_train])).to(device=device, dtype=torch.long)
+    optimiser = torch.optim.SGD(model.parameters(), lr=recipe.learning_rate, momentum=recipe.momentum)
     shuffle = torch.Generator().manual_seed(seed)
-    steps = -(-n_train // settings.batch_size)
-    for epoch in range(settings.epochs):
+    steps = -(-n_train // recipe.batch_size)
+    for epoch in range(recipe.epochs):
         model.train()
         order = torch.randperm(n_train, generator=shuffle).to(device)
-        with tqdm(total=steps, desc=f"train {spec.name} epoch {epoch + 1}/{settings.epochs}",
+        with tqdm(total=steps, desc=f"train {source.name} epoch {epoch + 1}/{recipe.epochs}",
                   unit="batch", leave=False) as bar:
-            for start in range(0, n_train, settings.batch_size):
-                idx = order[start:start + settings.batch_size]
-                loss = F.cross_entropy(model(to_input(images[idx])).logits, labels[idx])
+            for start in range(0, n_train, recipe.batch_size):
+                idx = order[start:start + recipe.batch_size]
+                x = spec.transform(to_float(images[idx], source.scale))
+                loss = F.cross_entropy(logits(model(x)), labels[idx])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
                 bar.update()
                 if bar.n % 50 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}")
-    acc = accuracy(model, data.test_images, data.test_labels, device)
+    acc = accuracy(model, spec, source, device)
     trained = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return initial, trained, acc
 
 
 def train(
-    data: Dataset,
+    spec: ModelSpec,
+    source: Source,
+    recipe: Recipe,
     seed: int,
-    settings: TrainSettings = TrainSettings(),
     device: str = "cpu",
     n_train: int | None = None,
-) -> tuple[dict, dict, float, int]:
-    """Train until the data set's threshold is met: (untrained, trained, accuracy, attempt).
+) -> tuple[dict, dict, float | None, int]:
+    """Train until the recipe's threshold is met: (untrained, trained, accuracy, attempt).
 
     ``n_train`` limits training to the first examples (the study uses all 60 000).
-    Raises TrainingError after ``settings.max_attempts`` attempts below the threshold.
+    Raises TrainingError after ``recipe.max_attempts`` attempts below the threshold.
     """
-    spec = dataset_spec(data.name)
-    n_train = len(data.train_images) if n_train is None else int(n_train)
+    n_train = len(source.train) if n_train is None else int(n_train)
     results = []
-    for attempt in range(settings.max_attempts):
+    for attempt in range(recipe.max_attempts):
         s = attempt_seed(seed, attempt)
         log.info("%s: training attempt %d/%d, seed %d, lr %g, %d epochs, %d examples, device %s",
-                 spec.name, attempt + 1, settings.max_attempts, s, spec.learning_rate,
-                 settings.epochs, n_train, device)
-        initial, trained, acc = train_attempt(spec, data, s, settings, device, n_train)
-        log.info("%s: test accuracy %.4f (threshold %.2f)", spec.name, acc, spec.min_accuracy)
-        if acc >= spec.min_accuracy:
+                 source.name, attempt + 1, recipe.max_attempts, s, recipe.learning_rate,
+                 recipe.epochs, n_train, device)
+        initial, trained, acc = train_attempt(spec, source, recipe, s, device, n_train)
+        if acc is None:
+            log.info("%s: no held-out examples; accuracy not measured", source.name)
+            return initial, trained, acc, attempt
+        log.info("%s: test accuracy %.4f (threshold %.2f)", source.name, acc, recipe.min_accuracy)
+        if acc >= recipe.min_accuracy:
             return initial, trained, acc, attempt
         results.append(acc)
     raise TrainingError(
-        f"{spec.name}: test accuracy stayed below {spec.min_accuracy} in {settings.max_attempts} "
+        f"{source.name}: test accuracy stayed below {recipe.min_accuracy} in {recipe.max_attempts} "
         f"attempts ({', '.join(f'{a:.4f}' for a in results)}) with seed {seed}; "
         "try another --seed or more attempts"
     )
@@ -145,26 +174,27 @@ def _pair_sha256(paths: tuple[Path, Path]) -> str:
 
 def ensure_checkpoints(
     run_dir: str | os.PathLike,
-    data: Dataset,
+    spec: ModelSpec,
+    source: Source,
+    recipe: Recipe,
     seed: int,
-    settings: TrainSettings = TrainSettings(),
     device: str = "cpu",
     n_train: int | None = None,
 ) -> Checkpoints:
-    """The (trained, untrained) pair of ``data`` and ``seed``: reused if saved with the same
-    settings and data, else trained and saved (untrained first, trained last, each atomically,
-    so a present trained file means a complete pair)."""
-    spec = dataset_spec(data.name)
-    folder = checkpoint_dir(run_dir, spec.name, seed)
+    """The (trained, untrained) pair of ``source`` and ``seed``: reused if saved with the same
+    settings and data, else trained (or, with ``spec.checkpoint``, loaded) and saved
+    (untrained first, trained last, each atomically, so a present trained file means a
+    complete pair)."""
+    folder = checkpoint_dir(run_dir, source.name, seed)
     paths = (folder / "trained.pt", folder / "untrained.pt")
     wanted = {
-        "dataset": spec.name,
+        "dataset": source.name,
+        "model": spec.reference,
         "seed": seed,
-        "learning_rate": spec.learning_rate,
-        "min_accuracy": spec.min_accuracy,
-        "n_train": len(data.train_images) if n_train is None else int(n_train),
-        "train_sha256": [data.sha256.get("train-images-idx3-ubyte"), data.sha256.get("train-labels-idx1-ubyte")],
-        **asdict(settings),
+        "n_train": len(source.train) if n_train is None else int(n_train),
+        "train_sha256": source.sha256,
+        "checkpoint": None if spec.checkpoint is None else _pair_sha256((Path(spec.checkpoint),)),
+        **({} if spec.checkpoint is not None else asdict(recipe)),
     }
     if all(p.is_file() for p in paths):
         try:
@@ -173,23 +203,33 @@ def ensure_checkpoints(
             log.warning("%s is unreadable (%s); training again", paths[0], exc)
             meta = None
         if meta is not None and meta.get("settings") == wanted:
-            log.info("%s: reusing checkpoints in %s (test accuracy %.4f)", spec.name, folder, meta["accuracy"])
+            log.info("%s: reusing checkpoints in %s (test accuracy %s)", source.name, folder, meta["accuracy"])
             return Checkpoints(*paths, meta["accuracy"], meta["attempt"], _pair_sha256(paths), True)
         if meta is not None:
-            log.warning("%s: checkpoints in %s were made with other settings; training again", spec.name, folder)
-    untrained, trained, acc, attempt = train(data, seed, settings, device, n_train)
+            log.warning("%s: checkpoints in %s were made with other settings; making them again", source.name, folder)
+    if spec.checkpoint is not None:
+        untrained = build(spec, seed).state_dict()
+        model = load_state(build(spec, seed), spec.checkpoint)
+        acc = accuracy(model.to(device), spec, source, device)
+        trained = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        attempt = 0
+        log.info("%s: trained network from %s (test accuracy %s)", source.name, spec.checkpoint, acc)
+    else:
+        untrained, trained, acc, attempt = train(spec, source, recipe, seed, device, n_train)
     folder.mkdir(parents=True, exist_ok=True)
     meta = {"settings": wanted, "accuracy": acc, "attempt": attempt, "attempt_seed": attempt_seed(seed, attempt),
             "torch": str(torch.__version__)}
     paths[0].unlink(missing_ok=True)
     _save({"state_dict": untrained, "meta": {**meta, "network": "untrained"}}, paths[1])
     _save({"state_dict": trained, "meta": {**meta, "network": "trained"}}, paths[0])
-    print(f"{spec.name} (seed {seed}): test accuracy {acc:.4f} after attempt {attempt + 1}")
+    if spec.checkpoint is None:
+        shown = "not measured" if acc is None else f"{acc:.4f}"
+        print(f"{source.name} (seed {seed}): test accuracy {shown} after attempt {attempt + 1}")
     return Checkpoints(*paths, acc, attempt, _pair_sha256(paths), False)
 
 
-def load_network(path: str | os.PathLike, device: str = "cpu") -> StudyCNN:
-    """A saved network, in eval mode on ``device``."""
-    model = StudyCNN()
+def load_network(spec: ModelSpec, path: str | os.PathLike, device: str = "cpu") -> torch.nn.Module:
+    """A saved network of ``spec``'s architecture, in eval mode on ``device``."""
+    model = build(spec, 0)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
     return model.to(device).eval()

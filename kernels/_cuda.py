@@ -21,7 +21,7 @@ _CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
 def _kernel(device_id: int, ctype: str):
     import cupy
 
-    source = files("kernels").joinpath("cuda", "pair_sums_2d.cu").read_text()
+    source = files(__package__).joinpath("cuda", "pair_sums_2d.cu").read_text()
     name = f"pair_sums_2d<{ctype}>"
     with cupy.cuda.Device(device_id):
         module = cupy.RawModule(code=source, options=("--std=c++14", "--prec-sqrt=false"), name_expressions=[name])

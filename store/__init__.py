@@ -1,23 +1,29 @@
 """The run store: the Zarr layout of a run folder and resumable row-block writes."""
 
 from .layout import (
+    ALL,
     CHUNK_ROWS,
-    LAYERS,
-    REPRESENTATIONS,
-    STUDY_REPRESENTATIONS,
+    NETWORKS,
+    ORIGINAL,
+    SPLITS,
     Representation,
     array_key,
+    build_representations,
+    channel_name,
     chunks_for,
+    components_key,
     embedding_key,
+    find,
     labels_key,
     layer_key,
+    layer_names,
     original_key,
-    representation,
+    reduced_key,
 )
 from .runstore import Progress, RunStore, flag_group, is_url
 
 __all__ = [
-    "CHUNK_ROWS", "LAYERS", "REPRESENTATIONS", "STUDY_REPRESENTATIONS", "Representation",
-    "array_key", "chunks_for", "embedding_key", "labels_key", "layer_key", "original_key", "representation",
-    "Progress", "RunStore", "flag_group", "is_url",
+    "ALL", "CHUNK_ROWS", "NETWORKS", "ORIGINAL", "SPLITS", "Representation", "array_key", "build_representations",
+    "channel_name", "chunks_for", "components_key", "embedding_key", "find", "labels_key", "layer_key", "layer_names", "original_key",
+    "reduced_key", "Progress", "RunStore", "flag_group", "is_url",
 ]

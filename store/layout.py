@@ -2,88 +2,121 @@
 
 This module is the one place that knows paths inside ``store.zarr``::
 
-    <dataset>/labels                                 (N,) uint8
-    <dataset>/original                               (N, 784) uint8 (network input x 255)
-    <dataset>/seed<seed>/<network>/layer1            (N, 4, 12, 12) float32
-    <dataset>/seed<seed>/<network>/layer2            (N, 16, 5, 5) float32
-    <dataset>/seed<seed>/<network>/layer3            (N, 64) float32
-    <dataset>/seed<seed>/<network>/embeddings/<method>/<representation>   (N, 2) float32
+    <dataset>/labels                                   (N,) labels
+    <dataset>/original                                 (N, D) the examples as the source gives them, flattened
+    <dataset>/seed<seed>/<network>/<layer>             (N, *shape) float32, one array per analysed layer
+    <dataset>/seed<seed>/<network>/reduced/<name>      (N, 50) float32, PCA of a wide representation
+    <dataset>/seed<seed>/<network>/pca/<name>          (50, dims) float32, its principal components
+    <dataset>/seed<seed>/<network>/embeddings/<method>/<name>   (N, 2) float32
 
 The seed level keeps the network pairs of several seeds side by side; labels and
-images do not depend on the seed and are stored once. Arrays with a filter axis are
-chunked one filter per chunk, so a filter is read without the others.
+inputs do not depend on the seed and are stored once. Arrays with a channel axis are
+chunked one channel per chunk, so a channel is read without the others. No shape is
+fixed here: each array's shape comes from the model's dry forward pass and is
+recorded in the array's metadata.
+
+A *representation* is what one embedding is made of: ``original`` (the input), a
+whole layer (``<layer>``, the flattened activation), one channel of a layer split by
+channel (``<layer>/filter<c>``, 1-based), or, for such a layer, the whole layer as
+well (``<layer>/all``). The channel representations and the whole ones form the
+run's main set (``in_study``: for the study's preset its 22); ``<layer>/all`` of a
+channel-split layer is a view beyond it, reported apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from math import prod
+from typing import Iterable, Sequence
 
-#: Shape of one example's activations per layer (channels first where there are any).
-LAYERS: dict[str, tuple[int, ...]] = {
-    "layer1": (4, 12, 12),
-    "layer2": (16, 5, 5),
-    "layer3": (64,),
-}
-#: Depth of each array in the network: 0 for the input.
-DEPTH = {"original": 0, "layer1": 1, "layer2": 2, "layer3": 3}
-ORIGINAL_DIMS = 28 * 28
 #: Rows per chunk of every array; extraction writes exactly one chunk row-block per batch.
 CHUNK_ROWS = 2048
+#: The representation of the input, shared by both networks.
+ORIGINAL = "original"
+#: Suffix of the whole-layer view of a channel-split layer.
+ALL = "all"
+#: The two networks compared: the trained one and the same architecture untrained.
+NETWORKS = ("trained", "untrained")
+#: How a layer's activation becomes representations.
+SPLITS = ("whole", "channels")
 
 
 @dataclass(frozen=True)
 class Representation:
-    """One representation of SPEC.md.
+    """One representation.
 
-    name: the one name used everywhere (``original``, ``layer1/filter3``, ``layer2/all``).
-    array: the stored array it is read from (``original``, ``layer1``, ...).
-    channel: 0-based filter index into that array, or None for the whole array.
-    in_study: False for the whole-layer representations the study did not score.
+    name: the one name used everywhere (``original``, ``conv1/filter3``, ``conv1/all``, ``fc``).
+    array: the stored array it is read from (``original`` or a layer's name).
+    channel: 0-based channel index into that array, or None for the whole array.
+    in_study: whether it belongs to the run's main set (False for ``<layer>/all``).
+    depth: 0 for the input, then 1, 2, ... in the order the layers are analysed.
+    dims: its width, the number of values per example.
     """
 
     name: str
     array: str
     channel: int | None
     in_study: bool
+    depth: int
+    dims: int
 
-    @property
-    def depth(self) -> int:
-        return DEPTH[self.array]
+    def record(self) -> dict:
+        """A JSON-ready dict (``from_record`` reads it back)."""
+        return asdict(self)
 
-    @property
-    def dims(self) -> int:
-        if self.array == "original":
-            return ORIGINAL_DIMS
-        shape = LAYERS[self.array]
-        size = 1
-        for s in shape[1 if self.channel is not None else 0:]:
-            size *= s
-        return size
+    @classmethod
+    def from_record(cls, record: dict) -> "Representation":
+        return cls(**{k: record[k] for k in ("name", "array", "channel", "in_study", "depth", "dims")})
 
 
-def _build() -> tuple[Representation, ...]:
-    reps = [Representation("original", "original", None, True)]
-    for layer, shape in LAYERS.items():
-        if len(shape) == 1:
-            reps.append(Representation(layer, layer, None, True))
+def channel_name(layer: str, channel: int) -> str:
+    """The name of 0-based channel ``channel`` of ``layer``: ``conv1/filter3`` for channel 2."""
+    return f"{layer}/filter{channel + 1}"
+
+
+def build_representations(
+    input_dims: int, layers: Iterable[tuple[str, str, tuple[int, ...], int | None]]
+) -> tuple[Representation, ...]:
+    """Every representation of a run, main set first, then the whole-layer views.
+
+    ``layers``: (name, split, shape of one example's activation, cap on channels) per
+    analysed layer, in depth order; ``split`` is ``whole`` or ``channels`` (the first
+    axis of ``shape`` is the channel axis; at most ``cap`` channels, all if None).
+
+    Examples
+    --------
+    >>> reps = build_representations(100, [("conv", "channels", (3, 6, 6), None), ("fc", "whole", (8,), None)])
+    >>> [(r.name, r.dims) for r in reps]  # doctest: +NORMALIZE_WHITESPACE
+    [('original', 100), ('conv/filter1', 36), ('conv/filter2', 36), ('conv/filter3', 36), ('fc', 8),
+     ('conv/all', 108)]
+    """
+    reps = [Representation(ORIGINAL, ORIGINAL, None, True, 0, int(input_dims))]
+    beyond = []
+    for depth, (layer, split, shape, cap) in enumerate(layers, start=1):
+        if split not in SPLITS:
+            raise ValueError(f"layer {layer!r}: split {split!r} is not one of {', '.join(SPLITS)}")
+        whole = int(prod(shape))
+        if split == "whole" or len(shape) < 2:
+            reps.append(Representation(layer, layer, None, True, depth, whole))
             continue
-        reps += [Representation(f"{layer}/filter{c + 1}", layer, c, True) for c in range(shape[0])]
-    reps += [Representation(f"{layer}/all", layer, None, False) for layer, shape in LAYERS.items() if len(shape) > 1]
-    return tuple(reps)
+        count = shape[0] if cap is None else min(cap, shape[0])
+        per_channel = int(prod(shape[1:]))
+        reps += [Representation(channel_name(layer, c), layer, c, True, depth, per_channel) for c in range(count)]
+        beyond.append(Representation(f"{layer}/{ALL}", layer, None, False, depth, whole))
+    return tuple(reps + beyond)
 
 
-#: Every representation, the study's 22 first, then the whole-layer ones beyond it.
-REPRESENTATIONS: tuple[Representation, ...] = _build()
-STUDY_REPRESENTATIONS = tuple(r for r in REPRESENTATIONS if r.in_study)
-_BY_NAME = {r.name: r for r in REPRESENTATIONS}
-
-
-def representation(name: str) -> Representation:
+def find(representations: Sequence[Representation], name: str) -> Representation:
     """The representation called ``name``; a KeyError lists the valid names."""
-    try:
-        return _BY_NAME[name]
-    except KeyError:
-        raise KeyError(f"unknown representation {name!r}; valid names: {', '.join(_BY_NAME)}") from None
+    for rep in representations:
+        if rep.name == name:
+            return rep
+    raise KeyError(f"unknown representation {name!r}; valid names: {', '.join(r.name for r in representations)}")
+
+
+def layer_names(representations: Sequence[Representation]) -> list[str]:
+    """The analysed layers in depth order (``original`` first)."""
+    return list(dict.fromkeys(r.array for r in sorted(representations, key=lambda r: r.depth)))
 
 
 def labels_key(dataset: str) -> str:
@@ -91,29 +124,37 @@ def labels_key(dataset: str) -> str:
 
 
 def original_key(dataset: str) -> str:
-    return f"{dataset}/original"
+    return f"{dataset}/{ORIGINAL}"
 
 
 def layer_key(dataset: str, seed: int, network: str, layer: str) -> str:
-    if layer not in LAYERS:
-        raise KeyError(f"unknown layer {layer!r}; valid layers: {', '.join(LAYERS)}")
     return f"{dataset}/seed{seed}/{network}/{layer}"
 
 
 def array_key(dataset: str, seed: int, network: str, array: str) -> str:
     """Key of a stored array: ``original`` is shared by networks and seeds."""
-    return original_key(dataset) if array == "original" else layer_key(dataset, seed, network, array)
+    return original_key(dataset) if array == ORIGINAL else layer_key(dataset, seed, network, array)
+
+
+def reduced_key(dataset: str, seed: int, network: str, name: str) -> str:
+    """Key of the PCA-reduced form of a wide representation (``original``'s is under ``trained``)."""
+    return f"{dataset}/seed{seed}/{network}/reduced/{name}"
+
+
+def components_key(dataset: str, seed: int, network: str, name: str) -> str:
+    """Key of the (k, dims) principal components behind ``reduced_key``'s array."""
+    return f"{dataset}/seed{seed}/{network}/pca/{name}"
 
 
 def embedding_key(dataset: str, seed: int, network: str, method: str, name: str) -> str:
-    """Key of the (N, 2) embedding of representation ``name`` (``layer1/filter3`` nests)."""
-    representation(name)
+    """Key of the (N, 2) embedding of representation ``name`` (``conv1/filter3`` nests)."""
     return f"{dataset}/seed{seed}/{network}/embeddings/{method}/{name}"
 
 
 def chunks_for(shape: tuple[int, ...], chunk_rows: int = CHUNK_ROWS) -> tuple[int, ...]:
-    """Chunk shape of an array of ``shape`` (rows first): a row block, one filter per chunk."""
+    """Chunk shape of an array of ``shape`` (rows first): a row block, one channel per chunk
+    for arrays with a channel axis and more (``(N, C, H, W)``, ``(N, C, L)``)."""
     rows = max(1, min(chunk_rows, shape[0]))
-    if len(shape) == 4:  # (N, C, H, W): one filter per chunk
+    if len(shape) >= 3:
         return (rows, 1, *shape[2:])
     return (rows, *shape[1:])

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from .layout import array_key, chunks_for, labels_key, representation
+from .layout import ORIGINAL, Representation, array_key, chunks_for, labels_key
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class RunStore:
         """A complete array; a KeyError names it and the stage that writes it otherwise."""
         state = self._state(key)
         if state is None or not state[1].get("complete"):
-            raise KeyError(f"{self.path}/{key} is missing or incomplete; run `python -m engine extract` first")
+            raise KeyError(f"{self.path}/{key} is missing or incomplete; run `repscope extract` first")
         return state[0]
 
     def labels(self, dataset: str) -> np.ndarray:
@@ -185,17 +185,21 @@ class RunStore:
         return self.array(labels_key(dataset))[:]
 
     def read_representation(
-        self, dataset: str, seed: int, network: str, name: str, rows: slice = slice(None)
+        self, dataset: str, seed: int, network: str, rep: Representation, rows: slice = slice(None)
     ) -> np.ndarray:
-        """Representation ``name`` of ``network`` as a (rows, dims) float32 array.
+        """Representation ``rep`` of ``network`` as a (rows, dims) float32 array.
 
-        ``original`` is the network's input, ``uint8 / 255``; a filter reads only its own
-        chunks; ``layerK/all`` reads the whole layer flattened channel-major.
+        ``original`` is the input as the source gives it, divided by the source's scale
+        (recorded as ``scale`` in the array's attributes: ``uint8 / 255`` for images); a
+        channel reads only its own chunks; ``<layer>/all`` reads the whole layer flattened
+        channel-major.
         """
-        rep = representation(name)
-        arr = self.array(array_key(dataset, seed, network, rep.array))
+        key = array_key(dataset, seed, network, rep.array)
+        arr = self.array(key)
         block = arr[rows] if rep.channel is None else arr[rows, rep.channel]
         block = np.asarray(block).reshape(-1, rep.dims)
-        if rep.array == "original":
-            return block.astype(np.float32) / np.float32(255.0)
+        if rep.array == ORIGINAL:
+            scale = float((self.info(key) or {}).get("scale", 1.0))
+            block = block.astype(np.float32)
+            return block / np.float32(scale) if scale != 1.0 else block
         return block.astype(np.float32, copy=False)

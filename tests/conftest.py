@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.data import fetch
+from repscope.engine.data import fetch
 
 
 def with_checkpoints(run_dir: Path, to: Path) -> Path:
@@ -61,8 +61,8 @@ def cupy():
 @pytest.fixture(scope="session")
 def smoke_run(data_root, tmp_path_factory) -> Path:
     """The smoke preset, run once per session: both data sets, both methods, N = 1 000."""
-    from engine import pipeline
-    from engine.settings import from_options
+    from repscope.engine import pipeline
+    from repscope.engine.settings import from_options
 
     out = tmp_path_factory.mktemp("smoke")
     pipeline.run(from_options(out=out, preset="smoke", data_root=data_root))

@@ -1,4 +1,4 @@
-"""Worker plugins for the Dask tests: they wrap ``engine.jobs.run_job`` on every worker
+"""Worker plugins for the Dask tests: they wrap ``repscope.engine.jobs.run_job`` on every worker
 (also on a worker restarted after a death) to misbehave on one job."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class Misbehave(WorkerPlugin):
         self.name = f"misbehave-{action}"
 
     def setup(self, worker) -> None:
-        import engine.jobs as jobs
+        import repscope.engine.jobs as jobs
 
         original = getattr(jobs, "_original_run_job", jobs.run_job)
         jobs._original_run_job = original

@@ -11,7 +11,7 @@ ROOT = Path(__file__).parents[1]
 
 
 def _engine(*args):
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "repscope", *args], cwd=ROOT, capture_output=True, text=True)
 
 
 def test_help_lists_the_stages():
@@ -98,4 +98,4 @@ def test_run_settings_are_checked_before_any_work(tmp_path, args, message):
 
 def test_embed_before_extract_is_one_clear_line(tmp_path):
     proc = _engine("embed", "--preset", "smoke", "--backend", "cpu", "--out", str(tmp_path / "run"))
-    assert proc.returncode == 2 and "run `python -m engine extract` first" in proc.stderr
+    assert proc.returncode == 2 and "run `repscope extract --out" in proc.stderr

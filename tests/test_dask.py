@@ -13,10 +13,10 @@ pytest.importorskip("distributed")
 import dask  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
-from engine import pipeline  # noqa: E402
-from engine.errors import EngineError, SettingsError  # noqa: E402
-from engine.settings import from_options  # noqa: E402
-from store import RunStore  # noqa: E402
+from repscope.engine import pipeline  # noqa: E402
+from repscope.engine.errors import EngineError, SettingsError  # noqa: E402
+from repscope.engine.settings import from_options  # noqa: E402
+from repscope.store import RunStore  # noqa: E402
 
 from .conftest import with_checkpoints  # noqa: E402
 from .dask_plugins import Misbehave  # noqa: E402

@@ -12,8 +12,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from engine import data as D
-from engine.errors import ChecksumError, DataError, FetchError, MissingDataError
+from repscope.engine import data as D
+from repscope.engine.errors import ChecksumError, DataError, FetchError, MissingDataError
 
 
 # ----------------------------------------------------------------- synthetic packages
@@ -160,7 +160,7 @@ def test_corrupt_file_names_file_and_fix(mnist_copy):
     with pytest.raises(ChecksumError) as err:
         D.load("mnist", mnist_copy)
     assert str(path) in str(err.value)
-    assert f"python -m engine data fetch --dataset mnist --root {mnist_copy}" in str(err.value)
+    assert f"python -m repscope data fetch --dataset mnist --root {mnist_copy}" in str(err.value)
 
 
 @pytest.mark.network
@@ -176,7 +176,7 @@ def test_truncated_file_names_file_and_fix(mnist_copy):
 @pytest.mark.network
 def test_missing_file_names_file_and_fix(mnist_copy):
     (mnist_copy / "MNIST" / "raw" / "train-images-idx3-ubyte").unlink()
-    with pytest.raises(MissingDataError, match=r"train-images-idx3-ubyte is missing; run `python -m engine data fetch"):
+    with pytest.raises(MissingDataError, match=r"train-images-idx3-ubyte is missing; run `python -m repscope data fetch"):
         D.load("mnist", mnist_copy)
 
 
@@ -198,7 +198,7 @@ def test_files_without_a_record_are_adopted(mnist_copy):
 
 
 def test_never_fetched(tmp_path):
-    with pytest.raises(MissingDataError, match=r"has not been fetched.*python -m engine data fetch --dataset fashion-mnist"):
+    with pytest.raises(MissingDataError, match=r"has not been fetched.*python -m repscope data fetch --dataset fashion-mnist"):
         D.load("fashion-mnist", tmp_path)
 
 
@@ -215,7 +215,7 @@ def test_unknown_names():
 
 
 def test_data_root_from_environment(monkeypatch, tmp_path):
-    from engine.config import default_data_root
+    from repscope.engine.config import default_data_root
 
     monkeypatch.setenv("ENGINE_DATA_DIR", str(tmp_path))
     assert default_data_root() == tmp_path

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from engine.errors import DataError, MissingDataError
-from engine.idx import read_idx, write_idx
+from repscope.engine.errors import DataError, MissingDataError
+from repscope.engine.idx import read_idx, write_idx
 
 
 @pytest.mark.parametrize("shape", [(0,), (5,), (3, 4), (2, 28, 28), (1, 1, 1)])
@@ -19,7 +19,7 @@ def test_round_trip(tmp_path, shape, mmap):
 
 @pytest.mark.parametrize("start, stop", [(0, 5), (2, 4), (4, 9), (5, 5)])
 def test_read_rows_matches_slicing(tmp_path, start, stop):
-    from engine.idx import read_rows
+    from repscope.engine.idx import read_rows
 
     a = np.random.default_rng(1).integers(0, 256, size=(5, 3, 2), dtype=np.uint8)
     write_idx(tmp_path / "f", a)

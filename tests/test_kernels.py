@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests import reference as ref
-from kernels import InputError, centroid_stats, knn_accuracy, knn_votes, pair_sums, separation_metrics
+from repscope.kernels import InputError, centroid_stats, knn_accuracy, knn_votes, pair_sums, separation_metrics
 
 RTOL = {np.float64: 1e-9, np.float32: 1e-5}
 SIZES = (2, 3, 17, 500, 2000)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kernels import centroid_stats, knn_accuracy, pair_sums, separation_metrics
+from repscope.kernels import centroid_stats, knn_accuracy, pair_sums, separation_metrics
 from tests.test_kernels import RTOL, make_data
 
 pytestmark = pytest.mark.gpu

@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import embedders as EM
-from engine import pipeline
-from engine.errors import EngineError, SettingsError
-from engine.jobs import job_list
-from engine.settings import from_options
-from engine.tables import read_metrics_csv, study_tables, write_metrics_csv, write_tables
-from kernels import METRICS
+from repscope.engine import embedders as EM
+from repscope.engine import pipeline
+from repscope.engine.errors import EngineError, SettingsError
+from repscope.engine.findings import Depths
+from repscope.engine.jobs import job_list
+from repscope.engine.presets.study import REPRESENTATIONS
+from repscope.engine.settings import from_options
+from repscope.engine.tables import read_metrics_csv, study_tables, write_metrics_csv, write_tables
+from repscope.kernels import METRICS
 
 from .conftest import with_checkpoints
 
@@ -97,16 +99,16 @@ def test_seed_reaches_the_library(monkeypatch):
 
 @pytest.mark.parametrize("options, message", [
     ({"preset": "huge"}, "--preset: unknown 'huge'"),
-    ({"n": 0}, "--n must be a whole number from 1 to 60000"),
+    ({"n": 0}, "--n must be a whole number >= 1"),
     ({"n": 50}, "--n must be at least 100"),
-    ({"datasets": "mnist,cifar"}, "--datasets: unknown 'cifar'"),
+    ({"datasets": "mnist,cifar"}, "--datasets: unknown data source 'cifar'"),
+    ({"datasets": "mnist,mnist"}, "--datasets lists a data set twice"),
     ({"methods": "pca"}, "--methods: unknown 'pca'"),
     ({"methods": "tsne,tsne"}, "lists a value twice"),
     ({"seeds": "42,x"}, "--seeds takes whole numbers"),
     ({"seeds": "42,42"}, "distinct"),
     ({"backend": "tpu"}, "--backend: unknown 'tpu'"),
     ({"space": "latent"}, "--space: unknown 'latent'"),
-    ({"representations": "layer9"}, "--representations: unknown 'layer9'"),
     ({"workers": -1}, "--workers must be"),
     ({"job_timeout": 0}, "--job-timeout must be"),
     ({"tsne_embedder": "umap-learn"}, "--tsne-embedder: unknown"),
@@ -132,12 +134,15 @@ def test_presets():
 
 
 def test_the_job_list_covers_the_study():
-    jobs = job_list(("mnist", "fashion-mnist"), (42,), ("tsne", "umap"))
+    reps = {"mnist": REPRESENTATIONS, "fashion-mnist": REPRESENTATIONS}
+    jobs = job_list(("mnist", "fashion-mnist"), (42,), ("tsne", "umap"), reps)
     study = [j for j in jobs if j.in_study]
     assert len(study) == 2 * 2 * (1 + 2 * 21)  # original once, shared by both networks
     assert len(jobs) - len(study) == 2 * 2 * 2 * 2  # layer1/all and layer2/all, both networks
     assert len({j.store_key for j in jobs}) == len(jobs)
-    assert len(job_list(("mnist",), (42, 43), ("tsne",))) == 2 * (1 + 2 * 23)
+    assert len(job_list(("mnist",), (42, 43), ("tsne",), reps)) == 2 * (1 + 2 * 23)
+    assert [j.id for j in job_list(("mnist",), (42,), ("umap",), reps, ["original", "layer3"])] == [
+        "mnist/seed42/trained/umap/original", "mnist/seed42/trained/umap/layer3", "mnist/seed42/untrained/umap/layer3"]
 
 
 # ------------------------------------------------------------------ tables
@@ -156,11 +161,15 @@ def _rows(seeds=(42,)):
     return rows
 
 
+ORDER = [r.name for r in REPRESENTATIONS]
+DEPTHS = {"mnist": Depths(REPRESENTATIONS)}
+
+
 def test_tables_from_a_hand_made_metrics_csv(tmp_path):
-    path = write_metrics_csv(_rows(), tmp_path / "metrics.csv")
+    path = write_metrics_csv(_rows(), tmp_path / "metrics.csv", ORDER)
     rows = read_metrics_csv(path)
     assert len(rows) == 10 and rows[0]["representation"] == "original" and rows[0]["network"] == "trained"
-    tables = study_tables(rows)
+    tables = study_tables(rows, DEPTHS)
     layer1 = tables["mnist", "embedding", "tsne", "layer1", "mean"]
     assert layer1["header"] == ["representation", *METRICS]
     assert [r[0] for r in layer1["body"]] == ["layer1/filter1", "layer1/filter2", "mean of filters"]
@@ -168,7 +177,7 @@ def test_tables_from_a_hand_made_metrics_csv(tmp_path):
     assert layer1["body"][2][3] == "3.0000 / 3.5000"
     assert tables["mnist", "embedding", "tsne", "beyond-study", "mean"]["body"][0][1] == "3.0000 / 3.5000"
     assert ("mnist", "embedding", "tsne", "layer1", "std") not in tables
-    paths = write_tables(rows, tmp_path / "tables")
+    paths = write_tables(rows, tmp_path / "tables", DEPTHS)
     names = {p.relative_to(tmp_path / "tables").as_posix() for p in paths}
     assert {"mnist/tsne/layer1.csv", "mnist/tsne/layer1.md", "mnist/tsne/layer1.tex", "mnist/tsne/original.md",
             "mnist/tsne/beyond-study.tex"} <= names
@@ -177,7 +186,7 @@ def test_tables_from_a_hand_made_metrics_csv(tmp_path):
 
 
 def test_several_seeds_give_means_and_standard_deviations():
-    tables = study_tables(_rows(seeds=(42, 43, 44)))
+    tables = study_tables(_rows(seeds=(42, 43, 44)), DEPTHS)
     mean = tables["mnist", "embedding", "tsne", "layer3", "mean"]["body"][0][1]
     std = tables["mnist", "embedding", "tsne", "layer3", "std"]["body"][0][1]
     assert mean == "0.3500 / 0.8500" and std == "0.1000 / 0.1000"
@@ -236,16 +245,16 @@ def test_resume_after_sigkill(trained_run, data_root, tmp_path, reference_csv, m
     out = with_checkpoints(trained_run, tmp_path / "run")
     script = textwrap.dedent(f"""
         import os, signal
-        import engine.jobs, engine.scheduler
-        from engine import pipeline
-        from engine.settings import from_options
-        real, count = engine.jobs.run_job, [0]
+        import repscope.engine.jobs, repscope.engine.scheduler
+        from repscope.engine import pipeline
+        from repscope.engine.settings import from_options
+        real, count = repscope.engine.jobs.run_job, [0]
         def run_job(*args, **kwargs):
             count[0] += 1
             if count[0] == 4:
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(*args, **kwargs)
-        engine.scheduler.run_job = run_job
+        repscope.engine.scheduler.run_job = run_job
         pipeline.run(from_options(out={str(out)!r}, n=200, datasets="mnist", methods="tsne,umap",
                      representations="original,layer3,layer2/filter1", workers=0, data_root={str(data_root)!r}))
     """)
@@ -282,13 +291,16 @@ def test_representation_space(trained_run, data_root, tmp_path):
 
 def test_a_missing_cell_makes_the_filter_mean_nan_not_a_crash():
     rows = [r for r in _rows() if not (r["network"] == "untrained" and r["representation"] == "layer1/filter2")]
-    body = study_tables(rows)["mnist", "embedding", "tsne", "layer1", "mean"]["body"]
+    body = study_tables(rows, DEPTHS)["mnist", "embedding", "tsne", "layer1", "mean"]["body"]
     assert body[1][1] == "4.0000 / nan" and body[2][1] == "3.0000 / nan"
 
 
 def test_a_dead_filter_embeds_to_one_point(tmp_path):
-    from engine.jobs import JobKey, JobSettings, run_job
-    from store import RunStore
+    from repscope.engine.jobs import JobKey, JobSettings, run_job
+    from repscope.store import RunStore, find
+
+    def job(name):
+        return JobKey("mnist", 42, "trained", "tsne", name, find(REPRESENTATIONS, name))
 
     store = RunStore(tmp_path / "store.zarr")
     rng = np.random.default_rng(0)
@@ -301,12 +313,12 @@ def test_a_dead_filter_embeds_to_one_point(tmp_path):
         store.commit_rows(p, 150)
         store.mark_complete(p)
     settings = JobSettings(embedders={"tsne": "opentsne"})
-    result = run_job(tmp_path, JobKey("mnist", 42, "trained", "tsne", "layer2/filter1"), settings)
+    result = run_job(tmp_path, job("layer2/filter1"), settings)
     assert result["metrics"]["avg"] == 0.0 and np.isnan(result["metrics"]["ds"])
     info = store.info("mnist/seed42/trained/embeddings/tsne/layer2/filter1")
     assert info["complete"] and info["constant_input"]
     assert not store.array("mnist/seed42/trained/embeddings/tsne/layer2/filter1")[:].any()
-    live = run_job(tmp_path, JobKey("mnist", 42, "trained", "tsne", "layer2/filter2"), settings)
+    live = run_job(tmp_path, job("layer2/filter2"), settings)
     assert live["metrics"]["avg"] > 0 and not store.info("mnist/seed42/trained/embeddings/tsne/layer2/filter2")["constant_input"]
 
 
@@ -315,9 +327,9 @@ def test_a_dead_filter_is_left_out_of_the_filter_mean_and_marked():
     for r in rows:
         if r["network"] == "untrained" and r["representation"] == "layer1/filter2":
             r.update({m: float("nan") for m in ("ds", "dd", "cs", "cd")})
-    table = study_tables(rows)["mnist", "embedding", "tsne", "layer1", "mean"]
+    table = study_tables(rows, DEPTHS)["mnist", "embedding", "tsne", "layer1", "mean"]
     ds = table["header"].index("ds")
     assert table["body"][2][ds] == "3.0000 / 2.5000*"
-    from engine.tables import _render
+    from repscope.engine.tables import _render
 
     assert "dead filter" in _render(table["title"], table["header"], table["body"])["md"]

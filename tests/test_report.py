@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.findings import (FILTERS, SEPARATION, Confusion, check_findings, finding1, finding2, finding3,
-                             finding4)
-from engine.report import build_report, slug
-from engine.tables import read_metrics_csv
-from store import REPRESENTATIONS
+from repscope.engine.findings import SEPARATION, Confusion, Depths, check_findings
+from repscope.engine.presets.study import FILTERS, REPRESENTATIONS, finding1, finding2, finding3, finding4
+from repscope.engine.report import build_report, slug
+from repscope.engine.tables import read_metrics_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -169,10 +168,10 @@ def test_a_rerun_redraws_only_what_is_missing(report, tmp_path):
 
 
 def test_report_needs_a_finished_run_folder(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "engine", "report", "--out", str(tmp_path)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "repscope", "report", "--out", str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 2
-    assert str(tmp_path) in result.stderr and "python -m engine run" in result.stderr
+    assert str(tmp_path) in result.stderr and "repscope run --out" in result.stderr
 
 
 def test_slugs():
@@ -300,7 +299,7 @@ def test_across_seeds_the_share_of_seeds_is_reported():
     failing = study_cells({("trained", "layer3"): _scaled(ORIGINAL, 0.3)})  # worse than untrained too
     rows = _rows(study_cells(), 1) + _rows(study_cells(), 2) + _rows(failing, 3)
     confusions = {("fashion-mnist", "tsne", s): _confusion(10, 10) for s in (1, 2)}
-    findings = check_findings(rows, confusions)
+    findings = check_findings(rows, {"fashion-mnist": Depths(REPRESENTATIONS)}, confusions, "study")
     assert findings[0].share("fashion-mnist", "tsne") == (2, 3)
     assert findings[1].share("fashion-mnist", "tsne") == (2, 3)
     assert findings[3].share("fashion-mnist", "tsne") == (2, 2)  # seed 3 has no votes: not counted

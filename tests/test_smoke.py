@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from engine.tables import read_metrics_csv
-from kernels import METRICS
+from repscope.engine.tables import read_metrics_csv
+from repscope.kernels import METRICS
 
 pytestmark = pytest.mark.network
 

@@ -3,25 +3,40 @@ import json
 import numpy as np
 import pytest
 
-from store import (
-    CHUNK_ROWS, LAYERS, REPRESENTATIONS, STUDY_REPRESENTATIONS, RunStore, chunks_for, flag_group, representation,
-)
+from repscope.engine.presets.study import REPRESENTATIONS
+from repscope.store import CHUNK_ROWS, RunStore, build_representations, chunks_for, find, flag_group
 
 
 def test_the_study_has_22_representations_and_two_beyond():
     names = [r.name for r in REPRESENTATIONS]
-    assert len(STUDY_REPRESENTATIONS) == 22
+    assert sum(r.in_study for r in REPRESENTATIONS) == 22
     assert names[:2] == ["original", "layer1/filter1"] and names[20] == "layer2/filter16"
     assert names[21:] == ["layer3", "layer1/all", "layer2/all"]
     assert [r.dims for r in REPRESENTATIONS if r.channel == 0] == [144, 25]
-    assert representation("layer2/all").dims == 400 and representation("layer1/all").dims == 576
-    assert representation("layer3").depth == 3 and representation("original").dims == 784
+    assert find(REPRESENTATIONS, "layer2/all").dims == 400 and find(REPRESENTATIONS, "layer1/all").dims == 576
+    assert find(REPRESENTATIONS, "layer3").depth == 3 and find(REPRESENTATIONS, "original").dims == 784
     with pytest.raises(KeyError, match="unknown representation 'layer4'"):
-        representation("layer4")
+        find(REPRESENTATIONS, "layer4")
+
+
+def test_representations_of_any_layers():
+    reps = build_representations(3 * 32 * 32, [("features.0", "channels", (64, 16, 16), 3),
+                                               ("features.3", "channels", (8, 100), None),
+                                               ("fc", "whole", (10,), None), ("vec", "channels", (5,), None)])
+    names = [r.name for r in reps]
+    assert names == ["original", "features.0/filter1", "features.0/filter2", "features.0/filter3",
+                     *[f"features.3/filter{c}" for c in range(1, 9)], "fc", "vec", "features.0/all", "features.3/all"]
+    assert find(reps, "features.0/all").dims == 64 * 256 and find(reps, "features.3/filter2").dims == 100
+    assert [r.depth for r in reps if r.channel is None] == [0, 3, 4, 1, 2]
+    assert find(reps, "vec").channel is None  # a flat activation has no channel axis to split
+    assert all(type(r).from_record(r.record()) == r for r in reps)
+    with pytest.raises(ValueError, match="split 'rows'"):
+        build_representations(4, [("x", "rows", (2,), None)])
 
 
 def test_chunks_hold_one_filter():
-    assert chunks_for((60_000, *LAYERS["layer1"])) == (CHUNK_ROWS, 1, 12, 12)
+    assert chunks_for((60_000, 4, 12, 12)) == (CHUNK_ROWS, 1, 12, 12)
+    assert chunks_for((60_000, 8, 100)) == (CHUNK_ROWS, 1, 100)
     assert chunks_for((60_000, 64)) == (CHUNK_ROWS, 64)
     assert chunks_for((5, 16, 5, 5)) == (5, 1, 5, 5)
     assert chunks_for((0,)) == (1,)
@@ -80,18 +95,23 @@ def test_read_representation_reads_the_right_filter(tmp_path):
     store = RunStore(tmp_path / "s.zarr")
     rng = np.random.default_rng(0)
     n = 7
-    layer1 = rng.random((n, *LAYERS["layer1"]), dtype=np.float32)
+    layer1 = rng.random((n, 4, 12, 12), dtype=np.float32)
     images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
     for key, value in (("m/seed3/trained/layer1", layer1), ("m/original", images), ("m/labels", np.arange(n, dtype=np.uint8))):
         p = store.prepare(key, value.shape, value.dtype, {})
         p.array[:] = value
         store.commit_rows(p, n)
         store.mark_complete(p)
-    got = store.read_representation("m", 3, "trained", "layer1/filter3")
+    store.annotate("m/original", scale=255.0)
+
+    def read(name, **kw):
+        return store.read_representation("m", 3, kw.pop("network", "trained"), find(REPRESENTATIONS, name), **kw)
+
+    got = read("layer1/filter3")
     assert got.shape == (n, 144) and got.dtype == np.float32
     np.testing.assert_array_equal(got, layer1[:, 2].reshape(n, 144))
-    np.testing.assert_array_equal(store.read_representation("m", 3, "trained", "layer1/all"), layer1.reshape(n, 576))
-    np.testing.assert_array_equal(store.read_representation("m", 3, "untrained", "original", rows=slice(2, 4)),
+    np.testing.assert_array_equal(read("layer1/all"), layer1.reshape(n, 576))
+    np.testing.assert_array_equal(read("original", network="untrained", rows=slice(2, 4)),
                                   images[2:4].astype(np.float32) / np.float32(255))
     np.testing.assert_array_equal(store.labels("m"), np.arange(n))
 

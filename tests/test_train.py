@@ -1,17 +1,20 @@
 import pytest
 import torch
 
-from engine import train as T
-from engine.config import DATASETS, TrainSettings
-from engine.data import load
-from engine.errors import TrainingError
-from engine.model import StudyCNN
+from repscope.engine import train as T
+from repscope.engine.errors import TrainingError
+from repscope.engine.presets.study import RECIPES, StudyCNN, model_spec
+from repscope.engine.sources import open_source
+from repscope.engine.train import Recipe
+
+SPEC = model_spec()
+MNIST = RECIPES["mnist"]
 
 
 @pytest.mark.network
 def test_one_epoch_on_a_few_thousand_examples_learns(data_root):
-    data = load("mnist", data_root)
-    initial, trained, acc = T.train_attempt(DATASETS["mnist"], data, 42, TrainSettings(epochs=1), "cpu", 8_000)
+    data = open_source("mnist", data_root)
+    initial, trained, acc = T.train_attempt(SPEC, data, Recipe(**{**MNIST.__dict__, "epochs": 1}), 42, "cpu", 8_000)
     assert acc > 0.5
     # the untrained copy is the exact initial state of the seed
     with torch.random.fork_rng(devices=[]):
@@ -23,7 +26,7 @@ def test_one_epoch_on_a_few_thousand_examples_learns(data_root):
 
 
 def _fake_attempt(accuracies, calls):
-    def attempt(spec, data, seed, settings, device, n_train):
+    def attempt(spec, data, recipe, seed, device, n_train):
         calls.append(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -35,14 +38,14 @@ def _fake_attempt(accuracies, calls):
 
 class _Data:
     name = "mnist"
-    train_images = [0] * 100
+    train = [0] * 100
     sha256 = {"train-images-idx3-ubyte": "a", "train-labels-idx1-ubyte": "b"}
 
 
 def test_retries_with_new_seeds_until_the_threshold(monkeypatch):
     calls = []
     monkeypatch.setattr(T, "train_attempt", _fake_attempt([0.5, 0.89, 0.95], calls))
-    untrained, trained, acc, attempt = T.train(_Data(), 42, TrainSettings(max_attempts=5))
+    untrained, trained, acc, attempt = T.train(SPEC, _Data(), Recipe(min_accuracy=0.9, max_attempts=5), 42)
     assert (acc, attempt) == (0.95, 2)
     assert calls == [42, T.attempt_seed(42, 1), T.attempt_seed(42, 2)]
     assert len(set(calls)) == 3
@@ -51,27 +54,27 @@ def test_retries_with_new_seeds_until_the_threshold(monkeypatch):
 def test_fails_loudly_after_the_last_attempt(monkeypatch):
     monkeypatch.setattr(T, "train_attempt", _fake_attempt([0.1, 0.2], []))
     with pytest.raises(TrainingError, match=r"below 0.9 in 2 attempts \(0.1000, 0.2000\) with seed 7"):
-        T.train(_Data(), 7, TrainSettings(max_attempts=2))
+        T.train(SPEC, _Data(), Recipe(min_accuracy=0.9, max_attempts=2), 7)
 
 
 def test_checkpoints_are_saved_and_reused(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(T, "train_attempt", _fake_attempt([0.97, 0.98, 0.99], calls))
-    first = T.ensure_checkpoints(tmp_path, _Data(), 42)
+    first = T.ensure_checkpoints(tmp_path, SPEC, _Data(), MNIST, 42)
     assert not first.reused and first.trained.is_file() and first.untrained.is_file()
     assert first.trained.parent == tmp_path / "checkpoints" / "mnist" / "seed42"
-    again = T.ensure_checkpoints(tmp_path, _Data(), 42)
+    again = T.ensure_checkpoints(tmp_path, SPEC, _Data(), MNIST, 42)
     assert again.reused and again.sha256 == first.sha256 and len(calls) == 1
-    other = T.ensure_checkpoints(tmp_path, _Data(), 42, TrainSettings(epochs=4))
+    other = T.ensure_checkpoints(tmp_path, SPEC, _Data(), Recipe(**{**MNIST.__dict__, "epochs": 4}), 42)
     assert not other.reused and len(calls) == 2
-    net = T.load_network(other.untrained)
+    net = T.load_network(SPEC, other.untrained)
     assert isinstance(net, StudyCNN) and not net.training
 
 
 def test_half_saved_pair_is_trained_again(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(T, "train_attempt", _fake_attempt([0.97, 0.98], calls))
-    first = T.ensure_checkpoints(tmp_path, _Data(), 42)
+    first = T.ensure_checkpoints(tmp_path, SPEC, _Data(), MNIST, 42)
     first.trained.unlink()  # a kill between the two writes
-    assert not T.ensure_checkpoints(tmp_path, _Data(), 42).reused
+    assert not T.ensure_checkpoints(tmp_path, SPEC, _Data(), MNIST, 42).reused
     assert len(calls) == 2

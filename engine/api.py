@@ -1,0 +1,254 @@
+"""The Python entry points: analyse a model and data of your own, and read a run back.
+
+In the style of scikit-learn and openTSNE: one call does the work and returns an
+object that holds the results::
+
+    import repscope
+    run = repscope.analyze(model, "digits", layers=["stem", "block1"], out="runs/mine")
+    run.metrics            # the rows of metrics.csv, as dicts
+    run.embedding("digits", "block1")   # an (N, 2) array
+    run.report             # the path of report/index.html
+
+Nothing here needs the command line; :func:`analyze` builds the same settings a run
+file would and runs the same stages.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..store import NETWORKS, ORIGINAL, Representation, RunStore, embedding_key
+from .errors import MissingDataError, SettingsError
+from .evaluate import METRICS_CSV
+from .runinfo import CONFIG, read_run_config, store_location
+from .tables import read_metrics_csv
+
+
+class _Reinitialise:
+    """A factory made from a model object: a copy of it with every submodule's
+    ``reset_parameters`` called (under the caller's seed), i.e. a fresh initialisation
+    of the same architecture."""
+
+    def __init__(self, model) -> None:
+        self.model = copy.deepcopy(model).cpu()
+        self.__qualname__ = type(model).__qualname__
+        self.__module__ = type(model).__module__
+
+    def __call__(self):
+        fresh = copy.deepcopy(self.model)
+        for module in fresh.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+        return fresh
+
+
+def model_spec(model, layers: Sequence, *, transform: Callable | None = None, checkpoint=None,
+               out: str | os.PathLike | None = None, train: bool | None = None):
+    """A :class:`~repscope.engine.model.ModelSpec` from a model object or factory.
+
+    ``model`` is a ``torch.nn.Module`` or a callable that returns one (a class, a
+    function). A module object is taken as trained as it is (its weights are saved
+    under ``out/checkpoints/given.pt``) unless ``train`` is True; its untrained twin is a
+    seeded re-initialisation of a copy (every submodule's ``reset_parameters``). A
+    factory's network is trained by the run's recipe unless ``checkpoint`` is given.
+    """
+    import torch
+    from torch import nn
+
+    from .model import Layer, ModelSpec
+
+    layers = tuple(Layer.parse(layer) for layer in layers)
+    extra = {"transform": transform} if transform is not None else {}
+    if isinstance(model, nn.Module):
+        factory = _Reinitialise(model)
+        reference = f"{type(model).__module__}:{type(model).__qualname__} (object)"
+        if checkpoint is None and not train:
+            if out is None:
+                raise SettingsError("a model object is saved as the trained network under out/; give out=")
+            checkpoint = Path(out) / "checkpoints" / "given.pt"
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), checkpoint)
+        return ModelSpec(factory=factory, layers=layers, checkpoint=None if checkpoint is None else Path(checkpoint),
+                         reference=reference, **extra)
+    if not callable(model):
+        raise SettingsError(f"model must be a torch.nn.Module or a callable that returns one; got {type(model).__name__}")
+    reference = f"{getattr(model, '__module__', '?')}:{getattr(model, '__qualname__', repr(model))}"
+    return ModelSpec(factory=model, layers=layers, checkpoint=None if checkpoint is None else Path(checkpoint),
+                     reference=reference, **extra)
+
+
+def analyze(
+    model,
+    data: str | Mapping[str, Any] | Sequence,
+    layers: Sequence,
+    *,
+    out: str | os.PathLike,
+    methods: Sequence[str] = ("tsne", "umap"),
+    n: int | None = None,
+    seeds: Sequence[int] = (42,),
+    transform: Callable | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    train: bool | None = None,
+    recipe=None,
+    backend: str = "auto",
+    workers: int | None = None,
+    k: int = 10,
+    data_root: str | os.PathLike | None = None,
+    report: bool = True,
+) -> "Run":
+    """Embed every analysed layer of ``model`` (trained and untrained) on ``data`` and score it.
+
+    Parameters
+    ----------
+    model : torch.nn.Module or callable
+        The network, or a factory of it (see :func:`model_spec` for which weights are
+        the trained network and how the untrained one is made).
+    data : str, mapping or list of them
+        Data set specs (:func:`repscope.engine.sources.open_source`): ``"digits"``,
+        ``"mnist"``, ``"path/to/data.npz"``, ``{"source": "npz", ...}``, ...
+    layers : list of str or mapping
+        Module paths (``"features.3"``) or ``{"path": ..., "split": "channels",
+        "max_channels": 16}``.
+    out : path
+        The run folder; a rerun with the same settings skips what is done.
+    methods, n, seeds, backend, workers, k
+        As the run file's keys; ``n`` defaults to the whole training split (at most 5 000).
+    transform : callable, optional
+        A float batch in natural units -> the network's input.
+    checkpoint : path, optional
+        A state dict that makes the trained network.
+    train : bool, optional
+        With a model object: train a fresh copy instead of taking its weights.
+    recipe : Recipe or mapping, optional
+        How to train (epochs, learning_rate, ...); the defaults of
+        :class:`~repscope.engine.train.Recipe` otherwise.
+    report : bool
+        Also write ``report/index.html``.
+
+    Returns
+    -------
+    Run
+        The run folder's results.
+
+    Examples
+    --------
+    A network object as it is (here untrained) on scikit-learn's digits, t-SNE only:
+
+    >>> import tempfile
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    >>> run = analyze(net, "digits", layers=["2"], methods=["tsne"], n=150, out=tempfile.mkdtemp(),
+    ...               workers=0, report=False)
+    >>> run.embedding("digits", "2").shape
+    (150, 2)
+    >>> sorted({row["representation"] for row in run.metrics})
+    ['2', 'original']
+    """
+    from . import pipeline
+    from .settings import from_options
+    from .sources import open_source
+
+    sources = list(data) if isinstance(data, (list, tuple)) else [data]
+    spec = model_spec(model, layers, transform=transform, checkpoint=checkpoint, out=out,
+                      train=train or recipe is not None)
+    if n is None:
+        n = min(5_000, min(len(open_source(s, data_root).train) for s in sources))
+    settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),
+                            seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root)
+    stages = pipeline.STAGES if report else tuple(s for s in pipeline.STAGES if s != "report")
+    pipeline.run(settings, stages)
+    return Run(out)
+
+
+class Run:
+    """A run folder's results: metrics, embeddings, representations, the report.
+
+    Examples
+    --------
+    >>> Run("no/such/run")
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.MissingDataError: no/such/run is not a run folder (no config.json); run `repscope run --out no/such/run` or repscope.analyze(..., out=...) first
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not (self.path / CONFIG).is_file():
+            raise MissingDataError(f"{self.path} is not a run folder (no {CONFIG}); run `repscope run --out "
+                                   f"{self.path}` or repscope.analyze(..., out=...) first")
+        self.config = read_run_config(self.path)
+        self.store = RunStore(store_location(self.path))
+
+    def __repr__(self) -> str:
+        settings = self.config.get("settings", {})
+        return (f"Run({str(self.path)!r}: datasets {settings.get('datasets')}, N = {settings.get('n')}, "
+                f"methods {settings.get('methods')}, seeds {settings.get('seeds')})")
+
+    @property
+    def metrics(self) -> list[dict]:
+        """The rows of ``metrics.csv`` (one per dataset, seed, network, method, space, representation)."""
+        path = self.path / METRICS_CSV
+        if not path.is_file():
+            raise MissingDataError(f"{path} does not exist; the evaluate stage writes it")
+        return read_metrics_csv(path)
+
+    def metrics_frame(self):
+        """The metrics as a pandas DataFrame (needs pandas)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.metrics)
+
+    @property
+    def report(self) -> Path | None:
+        """``report/index.html``, where it was written."""
+        path = self.path / "report" / "index.html"
+        return path if path.is_file() else None
+
+    def representations(self, dataset: str) -> tuple[Representation, ...]:
+        """The representations analysed on ``dataset``, in order."""
+        recorded = self.config.get("representations", {})
+        if dataset not in recorded:
+            raise KeyError(f"{dataset!r} was not extracted in {self.path}; data sets: {', '.join(recorded)}")
+        return tuple(Representation.from_record(r) for r in recorded[dataset])
+
+    def _seed(self, seed: int | None) -> int:
+        seeds = self.config.get("settings", {}).get("seeds", [])
+        if seed is None:
+            if not seeds:
+                raise KeyError(f"{self.path} records no seeds")
+            return seeds[0]
+        return seed
+
+    def embedding(self, dataset: str, representation: str, method: str | None = None,
+                  network: str = "trained", seed: int | None = None) -> np.ndarray:
+        """The (N, 2) embedding of one representation (method: the run's first by default)."""
+        if network not in NETWORKS:
+            raise KeyError(f"network {network!r}: choose from {', '.join(NETWORKS)}")
+        method = method or self.config.get("settings", {}).get("methods", ["tsne"])[0]
+        names = {r.name for r in self.representations(dataset)}
+        if representation not in names:
+            raise KeyError(f"unknown representation {representation!r}; choose from {', '.join(sorted(names))}")
+        key = embedding_key(dataset, self._seed(seed), "trained" if representation == ORIGINAL else network,
+                            method, representation)
+        return np.asarray(self.store.array(key)[:])
+
+    def labels(self, dataset: str) -> np.ndarray:
+        return np.asarray(self.store.labels(dataset))
+
+    def representation(self, dataset: str, representation: str, network: str = "trained",
+                       seed: int | None = None) -> np.ndarray:
+        """The (N, dims) representation itself, as the embedders saw it before any PCA."""
+        rep = next((r for r in self.representations(dataset) if r.name == representation), None)
+        if rep is None:
+            raise KeyError(f"unknown representation {representation!r}")
+        return self.store.read_representation(dataset, self._seed(seed), network, rep)
+
+    def summary(self) -> str:
+        """The run's settings as one JSON text."""
+        return json.dumps(self.config.get("settings", {}), indent=2, sort_keys=True)

@@ -1,0 +1,710 @@
+"""Data sets as sources: any labelled examples behind one small interface.
+
+A *source* is a named data set with a training split (the examples analysed, and
+those the network is trained on), an optional held-out test split, class names and
+the scale that brings its examples to natural units. ``open_source`` opens one from a
+*spec*, a string or a mapping:
+
+=========================================  ==========================================
+spec                                       source
+=========================================  ==========================================
+``"mnist"``, ``"fashion-mnist"``           the study's IDX data sets (``engine.data``)
+``{"source": "idx", "name": "mnist"}``     the same; optional ``root``
+``"digits"``, ``{"source": "digits"}``     scikit-learn's 8x8 digits (no download)
+``"path/to/data.npz"``                     a NumPy archive (``x``, ``y``, ...)
+``{"source": "npz", "path": ...}``         the same; optional ``name``, ``scale``,
+                                           ``classes``
+``{"source": "npy", "x": ..., "y": ...}``  two ``.npy`` files; optional ``x_test``,
+                                           ``y_test``, ``name``, ``scale``, ``classes``
+``"torchvision:CIFAR10"``                  a torchvision data set already on disk
+``{"source": "torchvision", "class": ..}`` the same; optional ``root``, ``name``,
+                                           ``scale``
+=========================================  ==========================================
+
+Examples are uint8 (kept as they are, memory-mapped where the file allows it) or
+float32; ``Split.rows`` reads a block of rows into memory, with plain file I/O for a
+memory-mapped file so that streaming through a large file keeps memory flat. Nothing
+here downloads anything: data that is not on disk raises ``MissingDataError`` naming
+what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import mmap
+import os
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import DATASETS, dataset_spec, default_data_root
+from .errors import DataError, MissingDataError, SettingsError
+from .idx import read_rows
+
+#: The kinds of source ``open_source`` knows, as given under a mapping's ``source`` key.
+SOURCE_KINDS = ("idx", "digits", "npz", "npy", "torchvision")
+
+#: Keys a mapping spec may hold, per kind: (required, optional).
+_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "idx": (("name",), ("root",)),
+    "digits": ((), ("name",)),
+    "npz": (("path",), ("name", "scale", "classes")),
+    "npy": (("x", "y"), ("x_test", "y_test", "name", "scale", "classes")),
+    "torchvision": (("class",), ("root", "name", "scale")),
+}
+
+#: Keys searched, in order, for the examples and the labels of an ``.npz`` archive.
+NPZ_EXAMPLE_KEYS = ("x", "images", "features")
+NPZ_LABEL_KEYS = ("y", "labels")
+
+#: The fixed digits split: example ``i`` is held out where ``i % DIGITS_FOLD == DIGITS_TEST_REMAINDER``.
+DIGITS_FOLD = 5
+DIGITS_TEST_REMAINDER = 4
+
+_TORCHVISION_PREFIX = "torchvision:"
+
+
+# --------------------------------------------------------------------------- types
+
+
+@dataclass(frozen=True)
+class Split:
+    """Examples and their integer labels, row for row.
+
+    examples: ``(n, *example_shape)``, uint8 or float32; may be memory-mapped.
+    labels: ``(n,)`` integer labels ``0 .. C-1`` (any integer dtype).
+    """
+
+    examples: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.labels.ndim != 1 or self.examples.ndim < 1 or len(self.labels) != len(self.examples):
+            raise DataError(
+                f"a split needs labels (n,) for examples (n, ...); got labels {self.labels.shape} "
+                f"for examples {self.examples.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.examples.shape[0])
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Examples ``[start, stop)`` as an in-memory array (clipped to the split).
+
+        Parameters
+        ----------
+        start, stop : int
+            Row bounds, as for a slice (negative values count from the end).
+
+        Returns
+        -------
+        numpy.ndarray
+            A fresh ``(stop - start, *example_shape)`` array, not memory-mapped.
+        """
+        return _read_block(self.examples, start, stop)
+
+    def label_rows(self, start: int, stop: int) -> np.ndarray:
+        """Labels ``[start, stop)`` as an in-memory array; see ``rows``."""
+        return _read_block(self.labels, start, stop)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A labelled data set: what the engine analyses, trains on and reports.
+
+    name: the data set's name in the store, ``metrics.csv`` and reports.
+    classes: class names, index = label.
+    train: the examples analysed (the first N of them) and used for training.
+    test: held-out examples (test accuracy), or None where the source has none.
+    scale: ``examples / scale`` is the input in natural units (255.0 for uint8 images,
+        16.0 for digits, 1.0 for float data).
+    description: one line saying where the data came from.
+    sha256: checksums of the files read, or for packaged and array data of the arrays'
+        bytes.
+    note: a caveat to report with the results (the FashionMNIST split note), or "".
+    kind: one of ``SOURCE_KINDS``.
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    train: Split
+    test: Split | None
+    scale: float
+    description: str
+    sha256: dict[str, str]
+    note: str = ""
+    kind: str = ""
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        """The shape of one example: ``train.examples.shape[1:]``."""
+        return tuple(int(d) for d in self.train.examples.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        """Whether an example is an image.
+
+        Accepted layouts: ``(H, W)``; channels first ``(C, H, W)`` with C in 1, 3, 4;
+        channels last ``(H, W, C)`` with C in 3, 4. Everything else (feature vectors
+        ``(F,)``, other 3-D or higher shapes) is not an image.
+        """
+        shape = self.example_shape
+        if len(shape) == 2:
+            return True
+        if len(shape) == 3:
+            return shape[0] in (1, 3, 4) or shape[2] in (3, 4)
+        return False
+
+
+# --------------------------------------------------------------------------- public
+
+
+def open_source(
+    spec: str | Mapping[str, Any],
+    data_root: str | os.PathLike | None = None,
+    *,
+    fetch: bool = True,
+) -> Source:
+    """Open the data set that ``spec`` names.
+
+    Parameters
+    ----------
+    spec : str or Mapping
+        ``"mnist"``, ``"fashion-mnist"``, ``"digits"``, a path ending in ``.npz``,
+        ``"torchvision:<Class>"``, or a mapping whose ``source`` key is one of
+        ``SOURCE_KINDS`` (see the module's docstring for each kind's keys). Relative
+        paths are read from the working directory.
+    data_root : str or os.PathLike, optional
+        Root of the IDX data sets and the default root of torchvision data sets;
+        default ``engine.config.default_data_root()``.
+    fetch : bool, default True
+        For the IDX data sets: fetch them first where they are not yet in
+        ``data_root`` (``engine.data.fetch``). With False a data set that is not there
+        raises ``MissingDataError``. Other kinds never download anything.
+
+    Returns
+    -------
+    Source
+        The data set, with its training split, its test split where it has one, its
+        class names, scale and checksums.
+
+    Raises
+    ------
+    SettingsError
+        An unknown spec or source kind, a mapping without a required key or with an
+        unknown one, or torchvision not importable for a torchvision source.
+    MissingDataError
+        A file, or a torchvision data set, that is not on disk.
+    DataError
+        Unreadable files, labels that do not match the examples or are not
+        non-negative integers, too few class names, examples without a feature
+        dimension.
+
+    Examples
+    --------
+    >>> src = open_source("digits")
+    >>> src.name, len(src.train), src.example_shape, src.classes[:3]
+    ('digits', 1438, (8, 8), ('0', '1', '2'))
+    >>> len(src.test), src.scale, src.is_image, src.train.rows(0, 2).shape
+    (359, 16.0, True, (2, 8, 8))
+    """
+    kind, opts = _parse(spec)
+    if kind == "idx":
+        return _open_idx(opts, data_root, fetch)
+    if kind == "digits":
+        return _open_digits(opts)
+    if kind == "npz":
+        return _open_npz(opts)
+    if kind == "npy":
+        return _open_npy(opts)
+    return _open_torchvision(opts, data_root)
+
+
+def source_name(spec: str | Mapping[str, Any]) -> str:
+    """The name ``open_source(spec)`` gives its source, without loading anything.
+
+    The spec is checked as ``open_source`` checks it (kind, required and unknown keys,
+    the name), so that settings can be validated before any work starts; whether the
+    files exist is not checked.
+
+    Parameters
+    ----------
+    spec : str or Mapping
+        As for ``open_source``.
+
+    Returns
+    -------
+    str
+        The data set's name.
+
+    Raises
+    ------
+    SettingsError
+        Where ``open_source`` would raise it for the spec itself.
+
+    Examples
+    --------
+    >>> source_name("digits"), source_name("runs/my-data.npz"), source_name("torchvision:CIFAR10")
+    ('digits', 'my-data', 'cifar10')
+    """
+    kind, opts = _parse(spec)
+    return _name_of(kind, opts)
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def _parse(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A spec as (kind, options), with the required keys present and no unknown one."""
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
+    if isinstance(spec, str):
+        return _parse_string(spec)
+    if not isinstance(spec, Mapping):
+        raise SettingsError(
+            f"a data source is a string or a mapping, not {type(spec).__name__} ({spec!r})"
+        )
+    if "source" not in spec:
+        raise SettingsError(
+            f"data source {dict(spec)!r} has no 'source' key: give one of {', '.join(SOURCE_KINDS)}"
+        )
+    kind = spec["source"]
+    if not isinstance(kind, str) or kind.lower() not in SOURCE_KINDS:
+        raise SettingsError(f"unknown data source kind {kind!r}: choose one of {', '.join(SOURCE_KINDS)}")
+    kind = kind.lower()
+    required, optional = _KEYS[kind]
+    opts = {k: v for k, v in spec.items() if k != "source"}
+    for key in required:
+        if opts.get(key) in (None, ""):
+            raise SettingsError(f"data source of kind {kind!r} needs the key {key!r}; got {dict(spec)!r}")
+    unknown = sorted(set(opts) - set(required) - set(optional), key=str)
+    if unknown:
+        allowed = ", ".join(("source", *required, *optional))
+        raise SettingsError(
+            f"data source of kind {kind!r} has unknown key {unknown[0]!r}: its keys are {allowed}"
+        )
+    if kind == "npy" and (opts.get("x_test") is None) != (opts.get("y_test") is None):
+        have, need = ("x_test", "y_test") if opts.get("x_test") is not None else ("y_test", "x_test")
+        raise SettingsError(f"data source of kind 'npy' has {have!r} but not {need!r}: give both or neither")
+    _name_of(kind, opts)  # validates the name
+    _scale_option(opts)
+    _classes_option(opts)
+    return kind, opts
+
+
+def _parse_string(spec: str) -> tuple[str, dict[str, Any]]:
+    text = spec.strip()
+    if text in DATASETS:
+        return "idx", {"name": text}
+    if text == "digits":
+        return "digits", {}
+    if text.startswith(_TORCHVISION_PREFIX):
+        cls = text[len(_TORCHVISION_PREFIX):].strip()
+        if not cls:
+            raise SettingsError(f"data source {spec!r} names no class: write e.g. 'torchvision:CIFAR10'")
+        return "torchvision", {"class": cls}
+    if text.lower().endswith(".npz"):
+        return "npz", {"path": text}
+    if text.lower().endswith(".npy"):
+        raise SettingsError(
+            f"data source {spec!r} is a single .npy file; examples and labels need two: give "
+            f"{{'source': 'npy', 'x': {text!r}, 'y': <labels .npy>}}"
+        )
+    raise SettingsError(
+        f"unknown data source {spec!r}: give {', '.join(DATASETS)}, digits, a path ending in .npz, "
+        f"torchvision:<Class>, or a mapping whose 'source' is one of {', '.join(SOURCE_KINDS)}"
+    )
+
+
+def _name_of(kind: str, opts: Mapping[str, Any]) -> str:
+    name = opts.get("name")
+    if kind == "idx":
+        return dataset_spec(str(opts["name"])).name
+    if name is None:
+        if kind == "digits":
+            name = "digits"
+        elif kind == "npz":
+            name = Path(os.fspath(opts["path"])).stem
+        elif kind == "npy":
+            name = Path(os.fspath(opts["x"])).stem
+        else:
+            name = str(opts["class"]).lower()
+    return _check_name(name)
+
+
+def _check_name(name: Any) -> str:
+    """A data set name usable as a folder and a table value: no separators, not blank."""
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise SettingsError(f"data set name {name!r} must be a non-blank string without surrounding spaces")
+    if name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
+        raise SettingsError(
+            f"data set name {name!r} cannot hold '/', '\\' or control characters, nor be '.' or '..': "
+            "give another with the key 'name'"
+        )
+    return name
+
+
+def _scale_option(opts: Mapping[str, Any]) -> float | None:
+    """The spec's ``scale``, checked; None where it gives none."""
+    value = opts.get("scale")
+    if value is None:
+        return None
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        scale = math.nan
+    if isinstance(value, bool) or not math.isfinite(scale) or scale <= 0:
+        raise SettingsError(f"scale {value!r} must be a positive finite number")
+    return scale
+
+
+def _classes_option(opts: Mapping[str, Any]) -> tuple[str, ...] | None:
+    classes = opts.get("classes")
+    if classes is None:
+        return None
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (Sequence, np.ndarray)):
+        raise SettingsError(f"classes {classes!r} must be a list of class names")
+    return tuple(str(c) for c in classes)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _read_block(array: np.ndarray, start: int, stop: int) -> np.ndarray:
+    start, stop, _ = slice(start, stop).indices(array.shape[0])
+    stop = max(start, stop)
+    # read_rows seeks from the memmap's offset: only valid for a whole, C-ordered mapping
+    # of a file (a slice of one keeps its parent's offset).
+    if (
+        isinstance(array, np.memmap)
+        and array.filename is not None
+        and isinstance(array.base, mmap.mmap)
+        and array.flags.c_contiguous
+    ):
+        return read_rows(array, start, stop)
+    return np.array(array[start:stop])
+
+
+def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sha256_array(array: np.ndarray, chunk_rows: int = 4096) -> str:
+    """sha256 of an array's C-ordered bytes, a block of rows at a time."""
+    h = hashlib.sha256()
+    if array.ndim == 0:
+        h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()
+    for start in range(0, array.shape[0], chunk_rows):
+        h.update(np.ascontiguousarray(array[start:start + chunk_rows]).tobytes())
+    return h.hexdigest()
+
+
+def _existing(path: Any, what: str) -> Path:
+    path = Path(os.fspath(path)).expanduser()
+    if not path.is_file():
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+        raise MissingDataError(f"{what} {path}{where} does not exist: check the path in the data source")
+    return path
+
+
+def _examples(array: np.ndarray, origin: str, scale: float | None) -> tuple[np.ndarray, float]:
+    """Examples as uint8 (kept) or float32, with their default or given scale."""
+    if array.ndim < 2:
+        raise DataError(
+            f"{origin}: examples have shape {array.shape}, without a feature dimension; "
+            "give (n, features) or (n, H, W)"
+        )
+    if array.shape[0] == 0:
+        raise DataError(f"{origin}: no examples (shape {array.shape})")
+    kind = array.dtype.kind
+    if array.dtype == np.uint8:
+        return array, 255.0 if scale is None else scale
+    if kind in "fiub":
+        # Floats are cast (a no-op for float32, which then stays memory-mapped); other
+        # integer dtypes are not assumed to be pixels: give uint8, or a scale.
+        return np.asarray(array, dtype=np.float32), 1.0 if scale is None else scale
+    raise DataError(f"{origin}: examples of dtype {array.dtype} are not numbers; give uint8 or float arrays")
+
+
+def _labels(array: np.ndarray, origin: str) -> np.ndarray:
+    """Labels as a 1-D array of non-negative integers (integer dtypes are kept)."""
+    if array.ndim != 1:
+        raise DataError(f"{origin}: labels have shape {array.shape}; give a 1-D array (n,) of integers")
+    kind = array.dtype.kind
+    if kind == "b":
+        return np.asarray(array, dtype=np.uint8)
+    if kind == "f":
+        values = np.asarray(array)
+        if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+            raise DataError(f"{origin}: labels are not integers (dtype {array.dtype}); give integer labels 0..C-1")
+        array = values.astype(np.int64)
+    elif kind not in "iu":
+        raise DataError(f"{origin}: labels of dtype {array.dtype} are not integers; give integer labels 0..C-1")
+    if kind != "u" and len(array) and int(np.min(array)) < 0:
+        raise DataError(f"{origin}: labels include {int(np.min(array))}; labels must be integers 0..C-1")
+    return array
+
+
+def _split(examples: np.ndarray, labels: np.ndarray, x_origin: str, y_origin: str,
+           scale: float | None) -> tuple[Split, float]:
+    examples, scale = _examples(examples, x_origin, scale)
+    labels = _labels(labels, y_origin)
+    if len(labels) != len(examples):
+        raise DataError(
+            f"{y_origin}: {len(labels)} labels for the {len(examples)} examples of {x_origin}; "
+            "give one label per example"
+        )
+    return Split(examples, labels), scale
+
+
+def _classes(splits: Sequence[Split], given: Sequence[str] | None, origin: str) -> tuple[str, ...]:
+    """Class names: the given ones (checked to cover every label), else "0" .. str(max)."""
+    top = max(int(np.max(s.labels)) for s in splits)
+    if given is None:
+        return tuple(str(i) for i in range(top + 1))
+    given = tuple(str(c) for c in given)
+    if len(given) < top + 1:
+        raise DataError(
+            f"{origin}: {len(given)} class names for labels up to {top}; give at least {top + 1} names"
+        )
+    return given
+
+
+def _build(name: str, kind: str, train: tuple[np.ndarray, np.ndarray, str, str],
+           test: tuple[np.ndarray, np.ndarray, str, str] | None, *, scale: float | None,
+           classes: Sequence[str] | None, classes_origin: str, description: str,
+           sha256: dict[str, str], note: str = "") -> Source:
+    train_split, default_scale = _split(*train, scale)
+    test_split = None
+    if test is not None:
+        test_split, _ = _split(*test, scale)
+        if test_split.examples.shape[1:] != train_split.examples.shape[1:]:
+            raise DataError(
+                f"{test[2]}: test examples have shape {test_split.examples.shape[1:]}, the training "
+                f"examples of {train[2]} {train_split.examples.shape[1:]}; give examples of one shape"
+            )
+        if test_split.examples.dtype != train_split.examples.dtype:
+            raise DataError(
+                f"{test[2]}: test examples are {test[0].dtype}, the training examples of {train[2]} "
+                f"{train[0].dtype}; give both as uint8 or both as floats, on one scale"
+            )
+    splits = [train_split] + ([test_split] if test_split is not None else [])
+    return Source(
+        name=name,
+        classes=_classes(splits, classes, classes_origin),
+        train=train_split,
+        test=test_split,
+        scale=float(default_scale),
+        description=description,
+        sha256=sha256,
+        note=note,
+        kind=kind,
+    )
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+def _open_idx(opts: Mapping[str, Any], data_root: str | os.PathLike | None, fetch: bool) -> Source:
+    from . import data  # imported here: the IDX machinery is needed only for these sets
+
+    spec = dataset_spec(str(opts["name"]))
+    root = opts.get("root", data_root)
+    if fetch:
+        data.fetch(spec.name, root)
+    ds = data.load(spec.name, root)
+    return Source(
+        name=spec.name,
+        classes=tuple(spec.classes),
+        train=Split(ds.train_images, ds.train_labels),
+        test=Split(ds.test_images, ds.test_labels),
+        scale=255.0,
+        description=ds.source,
+        sha256=dict(ds.sha256),
+        note=ds.note,
+        kind="idx",
+    )
+
+
+def _open_digits(opts: Mapping[str, Any]) -> Source:
+    try:
+        import sklearn
+        from sklearn.datasets import load_digits
+    except ImportError as exc:  # a dependency of the project; still, one clear line
+        raise SettingsError(f"the digits source needs scikit-learn ({exc}): pip install scikit-learn") from None
+    bunch = load_digits()
+    images = np.asarray(bunch.images)
+    if images.min() < 0 or images.max() > 16 or not np.all(images == np.round(images)):
+        raise DataError("scikit-learn's digits are not integers 0..16 as expected")
+    images = images.astype(np.uint8)
+    labels = np.asarray(bunch.target).astype(np.uint8)
+    held_out = np.arange(len(images)) % DIGITS_FOLD == DIGITS_TEST_REMAINDER
+    name = _name_of("digits", opts)
+    return Source(
+        name=name,
+        classes=tuple(str(d) for d in range(10)),
+        train=Split(images[~held_out], labels[~held_out]),
+        test=Split(images[held_out], labels[held_out]),
+        scale=16.0,
+        description=(
+            f"scikit-learn {sklearn.__version__} load_digits(): UCI optical handwritten digits, "
+            f"8x8 values 0-16; test = every index i with i % {DIGITS_FOLD} == {DIGITS_TEST_REMAINDER}"
+        ),
+        sha256={"digits-images": _sha256_array(images), "digits-labels": _sha256_array(labels)},
+        kind="digits",
+    )
+
+
+def _npz_member(archive: Any, path: Path, key: str) -> np.ndarray:
+    try:
+        return np.asarray(archive[key])
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{path}: array {key!r} is unreadable ({exc}); save plain numeric arrays with numpy.savez"
+        ) from None
+
+
+def _open_npz(opts: Mapping[str, Any]) -> Source:
+    path = _existing(opts["path"], "npz file")
+    name = _name_of("npz", opts)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a readable .npz file ({exc}); write it with numpy.savez") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{path} holds a single array, not an .npz archive; write it with numpy.savez(x=..., y=...)")
+    with archive:
+        keys = set(archive.files)
+        x_key = next((k for k in NPZ_EXAMPLE_KEYS if k in keys), None)
+        y_key = next((k for k in NPZ_LABEL_KEYS if k in keys), None)
+        for found, wanted in ((x_key, NPZ_EXAMPLE_KEYS), (y_key, NPZ_LABEL_KEYS)):
+            if found is None:
+                raise DataError(
+                    f"{path} has no array named {' or '.join(wanted)} (it holds {', '.join(sorted(keys)) or 'none'})"
+                )
+        if ("x_test" in keys) != ("y_test" in keys):
+            have, need = ("x_test", "y_test") if "x_test" in keys else ("y_test", "x_test")
+            raise DataError(f"{path} has {have!r} but not {need!r}: save both or neither")
+        x, y = _npz_member(archive, path, x_key), _npz_member(archive, path, y_key)
+        test = None
+        if "x_test" in keys:
+            test = (_npz_member(archive, path, "x_test"), _npz_member(archive, path, "y_test"),
+                    f"{path}[x_test]", f"{path}[y_test]")
+        classes = _classes_option(opts)
+        if classes is None and "classes" in keys:
+            names = _npz_member(archive, path, "classes")
+            if names.ndim != 1:
+                raise DataError(f"{path}: 'classes' has shape {names.shape}; give a 1-D array of names")
+            classes = tuple(str(c) for c in names.tolist())
+    return _build(
+        name, "npz", (x, y, f"{path}[{x_key}]", f"{path}[{y_key}]"), test,
+        scale=_scale_option(opts), classes=classes, classes_origin=str(path),
+        description=f"npz file {path.resolve()}", sha256={path.name: _sha256_file(path)},
+    )
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path} is not a readable .npy file ({exc}); write it with numpy.save") from None
+    if not isinstance(array, np.ndarray):
+        if isinstance(array, np.lib.npyio.NpzFile):
+            array.close()
+        raise DataError(f"{path} is not a single-array .npy file; write it with numpy.save (or use the npz source)")
+    return array
+
+
+def _open_npy(opts: Mapping[str, Any]) -> Source:
+    name = _name_of("npy", opts)
+    keys = ["x", "y"] + (["x_test", "y_test"] if opts.get("x_test") is not None else [])
+    paths = {k: _existing(opts[k], f"npy file {k!r}") for k in keys}
+    arrays = {k: _load_npy(p) for k, p in paths.items()}
+    sums: dict[str, str] = {}
+    for path in paths.values():
+        key = path.name if path.name not in sums else str(path)
+        sums.setdefault(key, _sha256_file(path))
+    test = None
+    if "x_test" in arrays:
+        test = (arrays["x_test"], arrays["y_test"], str(paths["x_test"]), str(paths["y_test"]))
+    return _build(
+        name, "npy", (arrays["x"], arrays["y"], str(paths["x"]), str(paths["y"])), test,
+        scale=_scale_option(opts), classes=_classes_option(opts),
+        classes_origin=f"classes of data source {name!r}",
+        description="npy files " + ", ".join(f"{k}={p.resolve()}" for k, p in paths.items()),
+        sha256=sums,
+    )
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
+        value = value.detach().cpu().numpy() if hasattr(value, "detach") else value.numpy()
+    return np.asarray(value)
+
+
+def _open_torchvision(opts: Mapping[str, Any], data_root: str | os.PathLike | None) -> Source:
+    cls_name = str(opts["class"])
+    name = _name_of("torchvision", opts)
+    try:
+        import torchvision
+        import torchvision.datasets
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a torchvision built for another torch
+        raise SettingsError(
+            f"the torchvision source {cls_name} needs torchvision, which does not import "
+            f"({exc.__class__.__name__}: {exc}): pip install torchvision"
+        ) from None
+    cls = getattr(torchvision.datasets, cls_name, None)
+    if not isinstance(cls, type):
+        raise SettingsError(f"torchvision.datasets has no data set class {cls_name!r} (names are case-sensitive)")
+    root_value = opts.get("root")
+    if root_value is None:
+        root_value = data_root if data_root is not None else default_data_root()
+    root = Path(os.fspath(root_value)).expanduser()
+    splits = {}
+    for split, train in (("train", True), ("test", False)):
+        try:
+            ds = cls(str(root), train=train, download=False)
+        except TypeError as exc:
+            raise SettingsError(
+                f"torchvision.datasets.{cls_name} does not take train=True/False ({exc}); "
+                "only such data sets can be a torchvision source: save others as .npz"
+            ) from None
+        except (RuntimeError, OSError) as exc:
+            raise MissingDataError(
+                f"torchvision.datasets.{cls_name} ({split}) is not in {root} ({exc}); the engine never "
+                f"downloads at run time: download it once with "
+                f"torchvision.datasets.{cls_name}({str(root)!r}, train={train}, download=True)"
+            ) from None
+        missing = [a for a in ("data", "targets") if not hasattr(ds, a)]
+        if missing:
+            raise SettingsError(
+                f"torchvision.datasets.{cls_name} has no .{missing[0]} array; only data sets with "
+                ".data and .targets can be a torchvision source: save others as .npz"
+            )
+        splits[split] = (ds, _to_numpy(ds.data), _to_numpy(ds.targets))
+    given = getattr(splits["train"][0], "classes", None)
+    classes = tuple(str(c) for c in given) if given is not None and len(given) else None
+    origin = f"torchvision.datasets.{cls_name} in {root}"
+    version = getattr(torchvision, "__version__", "?")
+    return _build(
+        name, "torchvision",
+        (splits["train"][1], splits["train"][2], f"{origin} (train .data)", f"{origin} (train .targets)"),
+        (splits["test"][1], splits["test"][2], f"{origin} (test .data)", f"{origin} (test .targets)"),
+        scale=_scale_option(opts), classes=classes, classes_origin=origin,
+        description=f"torchvision {version} datasets.{cls_name} in {root.resolve()}",
+        sha256={
+            f"{name}-{split}-{part}": _sha256_array(arr)
+            for split, (_, x, y) in splits.items()
+            for part, arr in (("examples", x), ("labels", y))
+        },
+    )

@@ -1,0 +1,5 @@
+import sys
+
+from repscope.engine.cli import main
+
+sys.exit(main())
