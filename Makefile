@@ -26,7 +26,7 @@ setup:
 endif
 
 run: setup
-	$(PY) -m engine run --preset $(PRESET) --out $(OUT)
+	$(PY) -m repscope run --preset $(PRESET) --out $(OUT)
 
 test: setup
 	$(PY) -m pytest
