@@ -50,6 +50,10 @@ def plan_representations(spec: ModelSpec, source: Source) -> tuple[tuple[Represe
     return build_representations(input_dims, layers), shapes
 
 
+def _identity(x):
+    return x
+
+
 @dataclass(frozen=True)
 class _Target:
     """One array to fill: where, what shape, and how to cut its rows out of a batch."""
@@ -62,7 +66,7 @@ class _Target:
     attributes: dict
 
 
-def _targets(source: Source, seed: int, n: int, shapes: dict, ckpt: Checkpoints) -> list[_Target]:
+def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, ckpt: Checkpoints) -> list[_Target]:
     base = {"n": n, "chunk_rows": CHUNK_ROWS, "train_sha256": source.sha256}
     example = {"example_shape": list(source.example_shape), "scale": source.scale}
     labels_dtype = np.asarray(source.train.label_rows(0, 1)).dtype.str
@@ -72,11 +76,13 @@ def _targets(source: Source, seed: int, n: int, shapes: dict, ckpt: Checkpoints)
         _Target(original_key(source.name), (n, int(np.prod(source.example_shape))), np.dtype(source.train.examples.dtype).str,
                 base, lambda x, y, out: x.reshape(len(x), -1), example),
     ]
+    paths = {layer.key: layer.path for layer in spec.layers}
+    transform = f"{getattr(spec.transform, '__module__', '')}:{getattr(spec.transform, '__qualname__', '')}"
     for network in NETWORKS:
         for layer, shape in shapes.items():
             targets.append(_Target(
                 layer_key(source.name, seed, network, layer), (n, *shape), "float32",
-                {**base, "checkpoints_sha256": ckpt.sha256},
+                {**base, "checkpoints_sha256": ckpt.sha256, "module": paths[layer], "transform": transform},
                 lambda x, y, out, network=network, layer=layer: out[network][layer].cpu().numpy(),
                 {"layer": layer, "activation_shape": list(shape)},
             ))
@@ -108,7 +114,7 @@ def extract(
     store_path = store_location(run_dir)
     store = RunStore(store_path)
     progress = []
-    for t in _targets(source, seed, n, shapes, ckpt):
+    for t in _targets(spec, source, seed, n, shapes, ckpt):
         p = store.prepare(t.key, t.shape, t.dtype, t.fingerprint)
         if t.attributes and not p.complete:
             store.annotate(t.key, **t.attributes)
@@ -142,7 +148,7 @@ def extract(
                 bar.update(b - a)
         for _, p in todo:
             store.mark_complete(p)
-    reduced = reduce_wide(store, source.name, seed, representations)
+    reduced = reduce_wide(store, source.name, seed, representations, device)
     seconds = time.perf_counter() - started
     update_run_config(run_dir, {
         "data": {source.name: {"source": source.description, "sha256": source.sha256, "note": source.note,
@@ -160,10 +166,17 @@ def extract(
     return Path(store_path) if not isinstance(store_path, str) else store_path
 
 
-def reduce_wide(store: RunStore, dataset: str, seed: int, representations) -> list[str]:
+def reduce_wide(store: RunStore, dataset: str, seed: int, representations, device: str = "cpu") -> list[str]:
     """PCA-reduce every wide representation of both networks (``original`` once, under
-    ``trained``) into ``reduced/<name>``; resumable per array. Returns the names reduced."""
+    ``trained``) into ``reduced/<name>``; resumable per array. On ``cuda`` the blocks go
+    to the GPU and cuML's incremental PCA fits them. Returns the names reduced."""
     from ..kernels.pca import fit_transform_blocks
+
+    to_device = _identity
+    if device == "cuda":
+        import cupy
+
+        to_device = cupy.asarray
 
     wide = [r for r in representations if needs_reduction(r)]
     for rep in wide:
@@ -183,7 +196,8 @@ def reduce_wide(store: RunStore, dataset: str, seed: int, representations) -> li
 
             def blocks(network=network, rep=rep):
                 for a in range(0, n, CHUNK_ROWS):
-                    yield store.read_representation(dataset, seed, network, rep, rows=slice(a, min(a + CHUNK_ROWS, n)))
+                    yield to_device(store.read_representation(dataset, seed, network, rep,
+                                                              rows=slice(a, min(a + CHUNK_ROWS, n))))
 
             progress = store.prepare(key, (n, components), "float32", fingerprint,
                                      chunks=(min(CHUNK_ROWS, n), components))

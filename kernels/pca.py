@@ -3,8 +3,10 @@
 The fit is incremental (scikit-learn's ``IncrementalPCA`` on numpy blocks, cuML's on
 CuPy blocks), so memory is bounded by one block, never by N: one pass fits, a second
 projects each block. Blocks smaller than the number of components (the last one, say)
-are joined to the one before, since an incremental fit needs at least as many rows as
-components per step.
+are joined to a neighbour, since an incremental fit needs at least as many rows as
+components per step. Keeping every component the fit is exact (scikit-learn's PCA to
+1e-8 in the tests); keeping fewer it approximates the leading components, within 1 %
+of the exact explained variance where they stand out from the rest.
 """
 
 from __future__ import annotations
@@ -28,16 +30,20 @@ class PCAResult:
 
 
 def _joined(blocks: Iterable, minimum: int) -> Iterator:
-    """The blocks with any of fewer than ``minimum`` rows joined to its neighbour."""
-    pending = None
+    """The blocks, with any run of fewer than ``minimum`` rows joined to a neighbour (the
+    next block, or for the last one the block before)."""
+    held = pending = None  # held: a block of enough rows not yet given out
     for block in blocks:
         xp = array_module(block)
         pending = block if pending is None else xp.concatenate([pending, block])
         if len(pending) >= minimum:
+            if held is not None:
+                yield held
             held, pending = pending, None
-            yield held
     if pending is not None:
-        yield pending
+        held = pending if held is None else array_module(held).concatenate([held, pending])
+    if held is not None:
+        yield held
 
 
 def _estimator(xp, n_components: int):
@@ -79,7 +85,7 @@ def fit_transform_blocks(
             if block.shape[1] < n_components:
                 raise InputError(f"{block.shape[1]} dimensions cannot give {n_components} components")
         if len(block) < n_components:
-            raise InputError(f"{rows + len(block)} rows cannot give {n_components} components")
+            raise InputError(f"{rows + len(block)} rows cannot give {n_components} components")  # all there are
         estimator.partial_fit(block)
         rows += len(block)
     if estimator is None:

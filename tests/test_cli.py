@@ -16,8 +16,45 @@ def _engine(*args):
 
 def test_help_lists_the_stages():
     out = _engine("--help").stdout
+    assert out.startswith("usage: repscope ")
     for command in ("data", "train", "extract"):
         assert command in out
+
+
+def test_the_console_script_and_the_version():
+    import repscope
+
+    script = Path(sys.executable).with_name("repscope")
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"repscope {repscope.__version__}"
+    assert "usage: repscope run [-h]" in subprocess.run([str(script), "run", "--help"], capture_output=True,
+                                                        text=True).stdout
+
+
+def test_a_run_file_and_a_preset_together_are_refused(tmp_path):
+    proc = _engine("run", str(tmp_path / "x.toml"), "--preset", "smoke", "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2 and "give a run file" in proc.stderr and "not both" in proc.stderr
+
+
+def test_the_wheel_installs_only_repscope(tmp_path):
+    """One import name: the wheel holds repscope/ (with engine, kernels, store beneath it) and its metadata."""
+    import shutil
+    import zipfile
+
+    source = tmp_path / "source"  # a copy, so that no build folder is left in the checkout
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", ".cache", "runs", "build", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                           str(tmp_path), str(source)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("repscope-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"repscope", wheel.name.split("-py3")[0] + ".dist-info"}
+    for member in ("repscope/engine/presets/paper.toml", "repscope/engine/templates/report.html",
+                   "repscope/kernels/cuda/pair_sums_2d.cu", "repscope/store/layout.py", "repscope/__main__.py"):
+        assert member in names
+    entry = zipfile.ZipFile(wheel).read(wheel.name.split("-py3")[0] + ".dist-info/entry_points.txt").decode()
+    assert "repscope = repscope.engine.cli:main" in entry
 
 
 def test_fetch_with_no_source_is_one_clear_line(tmp_path):
