@@ -23,10 +23,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..store import NETWORKS, ORIGINAL, Representation, RunStore, embedding_key
+from ..store import NETWORKS, Representation, RunStore, embedding_key
 from .errors import MissingDataError, SettingsError
 from .evaluate import METRICS_CSV
 from .runinfo import CONFIG, read_run_config, store_location
+from .settings import DEFAULT_SEED
 from .tables import read_metrics_csv
 
 
@@ -42,10 +43,37 @@ class _Reinitialise:
 
     def __call__(self):
         fresh = copy.deepcopy(self.model)
-        for module in fresh.modules():
-            if callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
+        kept = []
+        for prefix, module in fresh.named_modules():
+            reset = getattr(module, "reset_parameters", None) or getattr(module, "_reset_parameters", None)
+            if callable(reset):
+                reset()
+            else:  # parameters of its own that nothing re-initialises
+                kept += [f"{prefix}.{name}".lstrip(".") for name, _ in module.named_parameters(recurse=False)]
+        if kept:
+            raise SettingsError(f"re-initialising a copy of the {type(self.model).__name__} object leaves "
+                                f"{', '.join(kept[:5])} unchanged (no reset_parameters reaches them); give the model "
+                                "as a factory (a class or function that builds it) instead of an object")
         return fresh
+
+
+def _save_if_changed(state: dict, path: Path) -> None:
+    """Save ``state`` to ``path`` unless the file already holds the same weights (so that a
+    rerun with the same model object finds its checkpoints and arrays still valid)."""
+    import torch
+
+    from .train import state_digest
+
+    if path.is_file():
+        try:
+            if state_digest(torch.load(path, map_location="cpu", weights_only=True)) == state_digest(state):
+                return
+        except Exception:  # unreadable: write it again
+            pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
 
 def model_spec(model, layers: Sequence, *, transform: Callable | None = None, checkpoint=None,
@@ -58,7 +86,6 @@ def model_spec(model, layers: Sequence, *, transform: Callable | None = None, ch
     seeded re-initialisation of a copy (every submodule's ``reset_parameters``). A
     factory's network is trained by the run's recipe unless ``checkpoint`` is given.
     """
-    import torch
     from torch import nn
 
     from .model import Layer, ModelSpec
@@ -72,8 +99,7 @@ def model_spec(model, layers: Sequence, *, transform: Callable | None = None, ch
             if out is None:
                 raise SettingsError("a model object is saved as the trained network under out/; give out=")
             checkpoint = Path(out) / "checkpoints" / "given.pt"
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(model.state_dict(), checkpoint)
+            _save_if_changed(model.state_dict(), checkpoint)
         return ModelSpec(factory=factory, layers=layers, checkpoint=None if checkpoint is None else Path(checkpoint),
                          reference=reference, **extra)
     if not callable(model):
@@ -91,7 +117,7 @@ def analyze(
     out: str | os.PathLike,
     methods: Sequence[str] = ("tsne", "umap"),
     n: int | None = None,
-    seeds: Sequence[int] = (42,),
+    seeds: Sequence[int] = (DEFAULT_SEED,),
     transform: Callable | None = None,
     checkpoint: str | os.PathLike | None = None,
     train: bool | None = None,
@@ -234,11 +260,11 @@ class Run:
         names = {r.name for r in self.representations(dataset)}
         if representation not in names:
             raise KeyError(f"unknown representation {representation!r}; choose from {', '.join(sorted(names))}")
-        key = embedding_key(dataset, self._seed(seed), "trained" if representation == ORIGINAL else network,
-                            method, representation)
+        key = embedding_key(dataset, self._seed(seed), network, method, representation)
         return np.asarray(self.store.array(key)[:])
 
     def labels(self, dataset: str) -> np.ndarray:
+        """The (N,) labels of the examples analysed on ``dataset``."""
         return np.asarray(self.store.labels(dataset))
 
     def representation(self, dataset: str, representation: str, network: str = "trained",

@@ -40,14 +40,14 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default=None, help="comma-separated: tsne, umap (default: both)")
     p.add_argument("--seeds", "--seed", dest="seeds", default=None,
                    help="comma-separated seeds, one network pair each (default: 42, the study's)")
-    p.add_argument("--backend", default="auto", help="auto (GPU parts where they work), cpu or gpu")
-    p.add_argument("--space", default="embedding",
-                   help="score the embeddings, the representations themselves, or both")
+    p.add_argument("--backend", default=None, help="auto (GPU parts where they work; the default), cpu or gpu")
+    p.add_argument("--space", default=None,
+                   help="score the embeddings (the default), the representations themselves, or both")
     p.add_argument("--representations", default=None,
                    help="comma-separated subset of the representations (default: all)")
     p.add_argument("--workers", type=int, default=None,
                    help="embedding worker processes (default: one per core on the CPU, one on a GPU; 0: in-process)")
-    p.add_argument("--scheduler", default="local", choices=("local", "dask"),
+    p.add_argument("--scheduler", default=None, choices=("local", "dask"),
                    help="local: a pool of worker processes (default); dask: a Dask cluster (LocalCluster, "
                         "LocalCUDACluster with one worker per GPU, or --dask-address)")
     p.add_argument("--dask-address", default=None,
@@ -56,9 +56,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default=None,
                    help="where the Zarr store lives: a path or an fsspec URL every worker can reach "
                         "(default: OUT/store.zarr)")
-    p.add_argument("--job-timeout", type=float, default=3600.0, help="seconds before a job is stopped")
+    p.add_argument("--job-timeout", type=float, default=None, help="seconds before a job is stopped (default 3600)")
     p.add_argument("--tsne-embedder", default=None, help="opentsne (CPU default) or sklearn-tsne, cuml-tsne, ...")
-    p.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote")
+    p.add_argument("--k", type=int, default=None, help="neighbours of the kNN vote (default 10)")
     p.add_argument("--root", type=Path, default=None,
                    help="data root (default: $ENGINE_DATA_DIR, else a per-user cache folder)")
 

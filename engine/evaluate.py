@@ -94,7 +94,7 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     if missing:
         log.warning("%d embeddings are missing and left out of metrics.csv (first: %s); run the embed stage",
                     len(missing), missing[0])
-    order = [r.name for reps in representations.values() for r in reps]
+    order = {dataset: [r.name for r in reps] for dataset, reps in representations.items()}
     path = write_metrics_csv(rows, run_dir / METRICS_CSV, order)
     tables = write_tables(rows, run_dir / TABLES, {d: Depths(reps) for d, reps in representations.items()})
     log.info("metrics.csv: %d rows; %d table files in %s", len(rows), len(tables), run_dir / TABLES)

@@ -14,6 +14,7 @@ and the reduced arrays are what the embedders read.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -32,7 +33,7 @@ from ..store import (
 from .backend import torch_device
 from .errors import SettingsError
 from .jobs import COMPONENTS, WIDE, needs_reduction
-from .model import NETWORKS, ModelSpec, build, capture, probe_shapes, to_float
+from .model import NETWORKS, ModelSpec, build, capture, describe, identity, probe_shapes, to_float
 from .runinfo import store_location, update_run_config
 from .sources import Source
 from .train import Checkpoints, Recipe, ensure_checkpoints, load_network
@@ -43,15 +44,15 @@ def plan_representations(spec: ModelSpec, source: Source) -> tuple[tuple[Represe
     """The representations of ``spec`` on ``source`` and each layer's activation shape,
     from one dry forward pass of the first example through a freshly built network."""
     model = build(spec, 0)
-    example = to_float(torch.from_numpy(np.asarray(source.train.rows(0, 1))), source.scale)
-    shapes = probe_shapes(model, spec, example)
+    examples = to_float(torch.from_numpy(np.asarray(source.train.rows(0, 2))), source.scale)
+    shapes = probe_shapes(model, spec, examples)
     layers = [(layer.key, layer.split, shapes[layer.key], layer.max_channels) for layer in spec.layers]
+    flat = [layer.key for layer in spec.layers if layer.split == "channels" and len(shapes[layer.key]) < 2]
+    if flat:
+        raise SettingsError(f"layer(s) {', '.join(flat)} have no channel axis to split (shape "
+                            f"{shapes[flat[0]]}); give split = \"whole\"")
     input_dims = int(np.prod(source.example_shape))
     return build_representations(input_dims, layers), shapes
-
-
-def _identity(x):
-    return x
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class _Target:
 
 
 def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, ckpt: Checkpoints) -> list[_Target]:
-    base = {"n": n, "chunk_rows": CHUNK_ROWS, "train_sha256": source.sha256}
+    base = {"n": n, "chunk_rows": CHUNK_ROWS, "train_sha256": source.sha256, "scale": source.scale}
     example = {"example_shape": list(source.example_shape), "scale": source.scale}
     labels_dtype = np.asarray(source.train.label_rows(0, 1)).dtype.str
     targets = [
@@ -77,7 +78,10 @@ def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, c
                 base, lambda x, y, out: x.reshape(len(x), -1), example),
     ]
     paths = {layer.key: layer.path for layer in spec.layers}
-    transform = f"{getattr(spec.transform, '__module__', '')}:{getattr(spec.transform, '__qualname__', '')}"
+    with torch.inference_mode():  # the transform by name and by what it does to the first examples
+        first = spec.transform(to_float(torch.from_numpy(np.asarray(source.train.rows(0, 2))), source.scale))
+    transform = {"name": describe(spec.transform),
+                 "sha256": hashlib.sha256(first.contiguous().cpu().numpy().tobytes()).hexdigest()}
     for network in NETWORKS:
         for layer, shape in shapes.items():
             targets.append(_Target(
@@ -166,17 +170,23 @@ def extract(
     return Path(store_path) if not isinstance(store_path, str) else store_path
 
 
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def reduce_wide(store: RunStore, dataset: str, seed: int, representations, device: str = "cpu") -> list[str]:
     """PCA-reduce every wide representation of both networks (``original`` once, under
     ``trained``) into ``reduced/<name>``; resumable per array. On ``cuda`` the blocks go
     to the GPU and cuML's incremental PCA fits them. Returns the names reduced."""
     from ..kernels.pca import fit_transform_blocks
 
-    to_device = _identity
-    if device == "cuda":
+    to_device, library = identity, "numpy"
+    if device == "cuda" and _importable("cuml") and _importable("cupy"):
         import cupy
 
-        to_device = cupy.asarray
+        to_device, library = cupy.asarray, "cupy"
 
     wide = [r for r in representations if needs_reduction(r)]
     for rep in wide:
@@ -187,7 +197,7 @@ def reduce_wide(store: RunStore, dataset: str, seed: int, representations, devic
             n = int(source_info.get("fingerprint", {}).get("n", 0))
             components = min(COMPONENTS, rep.dims, n)
             fingerprint = {"source": source_info.get("fingerprint", {}), "components": components,
-                           "representation": rep.name}
+                           "representation": rep.name, "arrays": library}
             if store.is_complete(key, fingerprint):
                 continue
             started = time.perf_counter()
@@ -201,7 +211,10 @@ def reduce_wide(store: RunStore, dataset: str, seed: int, representations, devic
 
             progress = store.prepare(key, (n, components), "float32", fingerprint,
                                      chunks=(min(CHUNK_ROWS, n), components))
-            pca = fit_transform_blocks(blocks, components, out=progress.array)
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1):  # BLAS threads change the last bits; one gives the same on any machine
+                pca = fit_transform_blocks(blocks, components, out=progress.array)
             store.commit_rows(progress, n)
             store.annotate(key, pca={"from_dims": rep.dims, "components": components,
                                      "explained_variance_ratio": [float(v) for v in pca.explained_variance_ratio],

@@ -37,9 +37,15 @@ def save(fig, path: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
 
 
 def class_colours(n_classes: int) -> np.ndarray:
+    """One colour per class: matplotlib's tab10 up to 10 classes, tab20 up to 20, else
+    evenly spaced hues of turbo."""
     from matplotlib import colormaps
 
-    return colormaps[PALETTE](np.arange(n_classes) % 10)
+    if n_classes <= 10:
+        return colormaps[PALETTE](np.arange(n_classes))
+    if n_classes <= 20:
+        return colormaps["tab20"](np.arange(n_classes))
+    return colormaps["turbo"](np.linspace(0.05, 0.95, n_classes))
 
 
 def marker_size(n: int, panel_inches: float) -> float:
@@ -94,7 +100,7 @@ def grid_figure(panels: list[tuple[str, np.ndarray | None]], labels: np.ndarray,
         draw_scatter(ax, points, labels, size)
         ax.set_title(name, fontsize=8)
     fig.suptitle(title, fontsize=10)
-    _legend(fig, classes, loc="lower center", ncol=len(classes), bbox_to_anchor=(0.5, 0.0))
+    _legend(fig, classes, loc="lower center", ncol=min(len(classes), 10), bbox_to_anchor=(0.5, 0.0))
     fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.5 / (rows * side + 0.5), bottom=0.3 / (rows * side + 0.5),
                         wspace=0.05, hspace=0.25)
     return save(fig, path)
@@ -151,8 +157,9 @@ def filter_figure(image: np.ndarray, maps: dict[str, np.ndarray], title: str, pa
     """An input image and its feature maps: the input first, then each layer's maps,
     a layer on the same row as what precedes it when it fits, else on new rows.
 
-    ``maps``: layer name -> (channels, h, w); each layer's maps share one colour scale,
-    so a dead (all-zero) map shows as blank rather than stretched noise.
+    ``maps``: layer name -> (channels, h, w); each layer's maps share one colour scale
+    (from 0, or from the layer's minimum where it is negative), so a dead (all-zero) map
+    shows as blank rather than stretched noise.
     """
     slots, position = {}, 1
     for name, stack in maps.items():
@@ -168,10 +175,11 @@ def filter_figure(image: np.ndarray, maps: dict[str, np.ndarray], title: str, pa
     ax.set_title("input", fontsize=7)
     ax.axis("off")
     for name, stack in maps.items():
-        top = float(stack.max()) or 1.0
+        low = min(0.0, float(stack.min()))
+        top = float(stack.max()) if float(stack.max()) > low else low + 1.0
         for c, fmap in enumerate(stack):
             ax = fig.add_subplot(rows, columns, slots[name] + c + 1)
-            ax.imshow(fmap, cmap="magma", vmin=0, vmax=top)
+            ax.imshow(fmap, cmap="magma", vmin=low, vmax=top)
             ax.set_title(f"{name} f{c + 1}", fontsize=6)
             ax.axis("off")
     fig.suptitle(title, fontsize=9)

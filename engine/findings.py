@@ -2,7 +2,7 @@
 
 Rules are checked per (dataset, method, seed); across seeds the report gives the share
 of seeds in which each holds. The vocabulary, shared by the generic findings here and
-the study's own (:mod:`repscope.engine.study`):
+the study's own (:mod:`repscope.engine.presets.study`):
 
 - "Better" compares the six separation metrics (``ds``, ``dd``, ``cs``, ``cd``,
   ``acc_knn``, ``acc_knn_loo``; ``avg`` is a scale, not a score), each in its own
@@ -71,6 +71,7 @@ class Depths:
         return self.whole(self.layers[-1])
 
     def channel_layers(self) -> list[str]:
+        """The layers split by channel, in depth order."""
         return [layer for layer in self.layers if any(r.array == layer and r.channel is not None
                                                        for r in self.representations)]
 
@@ -89,6 +90,8 @@ class Check:
 
 @dataclass
 class Finding:
+    """A statement, the rule that checks it, and its checks per (dataset, method) and seed."""
+
     number: int
     statement: str
     rule: str
@@ -124,6 +127,7 @@ def wins(a: dict, b: dict) -> int:
 
 
 def beats(a: dict, b: dict) -> bool:
+    """Whether ``a`` is better than ``b`` on a majority (4 or more) of the six metrics."""
     return wins(a, b) > len(SEPARATION) / 2
 
 
@@ -151,6 +155,7 @@ def need(cells: Cells, *keys) -> str | None:
 
 
 def listing(a: dict, b: dict) -> str:
+    """The six metrics of ``a`` and ``b`` side by side, for a finding's numbers."""
     return ", ".join(f"{m} {a[m]:.3f} vs {b[m]:.3f}" for m in SEPARATION)
 
 

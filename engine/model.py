@@ -18,7 +18,7 @@ import contextlib
 import importlib
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -27,6 +27,10 @@ from torch import nn
 
 from ..store import NETWORKS, SPLITS  # noqa: F401  (NETWORKS: the names of the two networks)
 from .errors import SettingsError
+
+
+#: Names a layer cannot take: they are folders of the store beside the layers.
+RESERVED = ("", "original", "labels", "reduced", "embeddings", "pca")
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,15 @@ class Layer:
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
             raise SettingsError(f"layer {self.path!r}: split {self.split!r} is not one of {', '.join(SPLITS)}")
-        if self.max_channels is not None and (not isinstance(self.max_channels, int) or self.max_channels < 1):
+        if self.max_channels is not None and (isinstance(self.max_channels, bool) or not isinstance(self.max_channels, int)
+                                              or self.max_channels < 1):
             raise SettingsError(f"layer {self.path!r}: max_channels must be a whole number >= 1; "
                                 f"got {self.max_channels!r}")
-        if "/" in self.key or self.key in ("", "original", "labels", "reduced", "embeddings"):
-            raise SettingsError(f"layer name {self.key!r} is reserved or contains '/'; give the layer another name")
+        if not isinstance(self.path, str) or not isinstance(self.key, str):
+            raise SettingsError(f"a layer's path and name are text; got {self.path!r}, {self.key!r}")
+        if self.key in RESERVED or any(c in self.key for c in '/,"\n\r'):
+            raise SettingsError(f"layer name {self.key!r} is reserved or contains '/', ',', '\"' or a line break; "
+                                "give the layer another name (name = ...)")
 
     @property
     def key(self) -> str:
@@ -63,6 +71,7 @@ class Layer:
         return self.name or self.path
 
     def record(self) -> dict:
+        """A JSON-ready dict of the layer (what config.json keeps)."""
         return {"path": self.path, "split": self.split, "max_channels": self.max_channels, "name": self.key}
 
     @classmethod
@@ -81,7 +90,8 @@ class Layer:
         raise SettingsError(f"a layer is a module path or a table with a path; got {item!r}")
 
 
-def _identity(x: torch.Tensor) -> torch.Tensor:
+def identity(x):
+    """The default input transform: the batch as it is."""
     return x
 
 
@@ -102,11 +112,10 @@ class ModelSpec:
 
     factory: Callable[[], nn.Module]
     layers: tuple[Layer, ...]
-    transform: Callable[[torch.Tensor], torch.Tensor] = _identity
+    transform: Callable[[torch.Tensor], torch.Tensor] = identity
     checkpoint: Path | None = None
     reference: str = ""
     preset: str = ""
-    options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -116,13 +125,22 @@ class ModelSpec:
             raise SettingsError(f"layers are named twice: {', '.join(keys)}")
 
     def record(self) -> dict:
-        return {"reference": self.reference or _describe(self.factory), "preset": self.preset,
+        """A JSON-ready description: how the factory is named, preset, checkpoint, layers."""
+        return {"reference": self.reference or describe(self.factory), "preset": self.preset,
                 "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
                 "layers": [layer.record() for layer in self.layers]}
 
 
-def _describe(obj) -> str:
-    return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+def describe(obj) -> str:
+    """``module:qualified.name`` of a function or class (``repr`` of anything else).
+
+    Examples
+    --------
+    >>> describe(describe)
+    'repscope.engine.model:describe'
+    """
+    name = getattr(obj, "__qualname__", None)
+    return f"{getattr(obj, '__module__', '?')}:{name}" if name else repr(obj)
 
 
 def resolve(reference: str, what: str = "factory") -> Callable:
@@ -156,45 +174,82 @@ def resolve(reference: str, what: str = "factory") -> Callable:
 
 def build(spec: ModelSpec, seed: int) -> nn.Module:
     """A fresh network from ``spec.factory`` in the initial state of ``seed`` (the global
-    RNG is left as it was)."""
+    RNG is left as it was).
+
+    Examples
+    --------
+    >>> spec = ModelSpec(factory=lambda: nn.Linear(2, 2), layers=(Layer("weight"),))
+    >>> torch.equal(build(spec, 1).weight, build(spec, 1).weight)
+    True
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = spec.factory()
     if not isinstance(model, nn.Module):
-        raise SettingsError(f"the model factory {spec.reference or _describe(spec.factory)} returned "
+        raise SettingsError(f"the model factory {spec.reference or describe(spec.factory)} returned "
                             f"{type(model).__name__}, not a torch.nn.Module")
     return model
 
 
 def module_names(model: nn.Module) -> list[str]:
+    """Every submodule's path, as layers are named (the root's empty name left out)."""
     return [name for name, _ in model.named_modules() if name]
 
 
 def check_layers(model: nn.Module, layers: Sequence[Layer]) -> None:
-    """A SettingsError naming every layer path the model lacks, and listing the ones it has."""
-    names = set(module_names(model))
-    missing = [layer.path for layer in layers if layer.path not in names]
+    """A SettingsError naming every layer path the model lacks, with the closest names it
+    has and its module names (the first 40 of a large model).
+
+    Examples
+    --------
+    >>> check_layers(nn.Sequential(nn.Linear(2, 2)), [Layer("1")])
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.SettingsError: the model has no module '1'; its modules are: 0
+    """
+    import difflib
+
+    names = module_names(model)
+    missing = [layer.path for layer in layers if layer.path not in set(names)]
     if missing:
-        listing = ", ".join(module_names(model))
-        raise SettingsError(f"the model has no module {', '.join(map(repr, missing))}; its modules are: {listing}")
+        close = sorted({c for m in missing for c in difflib.get_close_matches(m, names, n=3, cutoff=0.6)})
+        hint = f"closest: {', '.join(close)}; " if close else ""
+        listing = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
+        raise SettingsError(f"the model has no module {', '.join(map(repr, missing))}; {hint}its modules are: {listing}")
 
 
 @contextlib.contextmanager
 def capture(model: nn.Module, layers: Sequence[Layer]) -> Iterator[dict[str, torch.Tensor]]:
-    """Forward hooks on ``layers``: after each forward pass the dict maps each layer's
-    name to its output of that pass (a tensor; the first tensor of a tuple output)."""
+    """Forward hooks on ``layers`` for one forward pass: afterwards the dict maps each
+    layer's name to its output (a copy, so that a later in-place operation such as
+    ``ReLU(inplace=True)`` cannot change it; the first tensor of a tuple output).
+
+    A module called more than once in the pass (one ``ReLU`` object reused, say) is an
+    error: which call is meant would be ambiguous.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> with capture(net, [Layer("1")]) as out:
+    ...     _ = net(torch.ones(5, 3))
+    >>> tuple(out["1"].shape)
+    (5, 4)
+    """
     check_layers(model, layers)
     modules = dict(model.named_modules())
     outputs: dict[str, torch.Tensor] = {}
     handles = []
     for layer in layers:
-        def hook(module, args, output, key=layer.key):
+        def hook(module, args, output, key=layer.key, path=layer.path):
+            if key in outputs:
+                raise SettingsError(f"module {path!r} runs more than once in one forward pass (a module object used "
+                                    "twice); name a module that runs once, or give the model a module per use")
             if isinstance(output, (tuple, list)):
                 output = output[0]
             if not isinstance(output, torch.Tensor):
                 raise SettingsError(f"layer {key!r} returns {type(output).__name__}, not a tensor; "
                                     "name a module that returns one")
-            outputs[key] = output.detach()
+            outputs[key] = output.detach().clone()
         handles.append(modules[layer.path].register_forward_hook(hook))
     try:
         yield outputs
@@ -204,27 +259,51 @@ def capture(model: nn.Module, layers: Sequence[Layer]) -> Iterator[dict[str, tor
 
 
 def to_float(batch: torch.Tensor, scale: float) -> torch.Tensor:
-    """A batch of a source's examples (uint8 or float) in natural units: float32 / ``scale``."""
+    """A batch of a source's examples (uint8 or float) in natural units: float32 / ``scale``.
+
+    Examples
+    --------
+    >>> to_float(torch.tensor([0, 51, 255], dtype=torch.uint8), 255.0)
+    tensor([0.0000, 0.2000, 1.0000])
+    """
     batch = batch.to(torch.float32)
     return batch.div_(scale) if scale != 1.0 else batch
 
 
-def logits(output) -> torch.Tensor:
+def logits(output: torch.Tensor | tuple | list) -> torch.Tensor:
     """The class scores of a forward pass (the first tensor of a tuple output)."""
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
 @torch.inference_mode()
-def probe_shapes(model: nn.Module, spec: ModelSpec, example: torch.Tensor) -> dict[str, tuple[int, ...]]:
-    """One example's activation shape per layer, from one dry forward pass of ``example``
-    (a batch of one in natural units)."""
+def probe_shapes(model: nn.Module, spec: ModelSpec, examples: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """One example's activation shape per layer, from one dry forward pass of ``examples``
+    (a small batch in natural units); every layer's output must be batch first.
+
+    Examples
+    --------
+    >>> spec = ModelSpec(factory=lambda: nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), layers=(Layer("1"),))
+    >>> probe_shapes(build(spec, 0), spec, torch.zeros(2, 2, 2))
+    {'1': (3,)}
+    """
     model.eval()
+    batch = len(examples)
     with capture(model, spec.layers) as outputs:
         try:
-            model(spec.transform(example))
+            model(spec.transform(examples))
+        except SettingsError:
+            raise
         except Exception as exc:
-            raise SettingsError(f"the model's dry forward pass on one example of shape {tuple(example.shape[1:])} "
+            raise SettingsError(f"the model's dry forward pass on examples of shape {tuple(examples.shape[1:])} "
                                 f"failed: {type(exc).__name__}: {exc}; check the model's input transform") from None
+    missing = [layer.key for layer in spec.layers if layer.key not in outputs]
+    if missing:
+        raise SettingsError(f"layer(s) {', '.join(missing)} did not run in the model's forward pass; name modules "
+                            "that the forward pass calls")
+    for key, output in outputs.items():
+        if output.ndim == 0 or output.shape[0] != batch:
+            raise SettingsError(f"layer {key!r} returns shape {tuple(output.shape)} for a batch of {batch}: not batch "
+                                "first; name a module whose output has the batch on its first axis")
     return {layer.key: tuple(int(s) for s in outputs[layer.key].shape[1:]) for layer in spec.layers}
 
 
@@ -261,4 +340,5 @@ def load_state(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """The number of parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..kernels import knn_votes
-from ..store import NETWORKS, ORIGINAL, Representation, RunStore, array_key, embedding_key, is_url, original_key
+from ..store import NETWORKS, Representation, RunStore, array_key, embedding_key, is_url, original_key
 from .errors import MissingDataError
 from .evaluate import METRICS_CSV
 from .findings import SEPARATION, Confusion, Depths, check_findings, cells_by_run, layer_average
@@ -165,13 +165,13 @@ class RunFolder:
 
     def embedding(self, dataset: str, seed: int, network: str, method: str, name: str) -> np.ndarray | None:
         """A complete embedding, or None (``original`` is stored once, under ``trained``)."""
-        key = embedding_key(dataset, seed, "trained" if name == ORIGINAL else network, method, name)
+        key = embedding_key(dataset, seed, network, method, name)
         info = self.store.info(key)
         return self.store.array(key)[:] if info and info.get("complete") else None
 
     def panel_title(self, dataset: str, seed: int, network: str, method: str, name: str) -> str:
         """A representation's name, marked where it was constant (a dead filter: one point)."""
-        info = self.store.info(embedding_key(dataset, seed, "trained" if name == ORIGINAL else network, method, name))
+        info = self.store.info(embedding_key(dataset, seed, network, method, name))
         return f"{name} (dead: one point)" if info and info.get("constant_input") else name
 
     def fingerprint(self, key: str) -> dict | None:
@@ -193,7 +193,7 @@ def _scatter_figures(run: RunFolder, cache: FigureCache, dataset: str, method: s
     out = {"grids": {}, "singles": defaultdict(list), "beyond": None}
 
     def fp(network, name):
-        return run.fingerprint(embedding_key(dataset, seed, "trained" if name == "original" else network, method, name))
+        return run.fingerprint(embedding_key(dataset, seed, network, method, name))
 
     for network in NETWORKS:
         for name in run.main(dataset) + run.beyond(dataset):
@@ -342,22 +342,38 @@ def _outliers(run: RunFolder, cache: FigureCache, dataset: str, method: str, see
     return result
 
 
+#: Filter figures: at most this many classes, and this many maps of a layer.
+FILTER_CLASSES = 20
+FILTER_MAPS = 32
+
+
+def _map_layers(run: RunFolder, dataset: str) -> dict[str, int]:
+    """The channel-split layers with (C, H, W) feature maps, for image data, and how many
+    of their maps the filter figures show (the channels analysed, at most FILTER_MAPS)."""
+    if not run.is_image(dataset):
+        return {}
+    depths = run.depths[dataset]
+    shapes = run.config["extract"][dataset]["layers"]
+    return {layer: min(len(depths.members(layer)), FILTER_MAPS) for layer in depths.channel_layers()
+            if len(shapes.get(layer, ())) == 3}
+
+
 def _filter_figures(run: RunFolder, cache: FigureCache, dataset: str, seed: int) -> list[tuple[str, str]]:
     """For the first example of each class: the input and the trained network's feature maps."""
     from .figures import filter_figure
 
-    maps = [layer for layer in run.depths[dataset].channel_layers()
-            if len(run.config["extract"][dataset]["layers"].get(layer, ())) == 3]  # (C, H, W) feature maps
-    if not maps or not run.is_image(dataset):
+    maps = _map_layers(run, dataset)
+    if not maps:
         return []
     keys = {layer: array_key(dataset, seed, "trained", layer) for layer in maps}
+    maps_shown = list(maps.values())
     prints = {layer: run.fingerprint(key) for layer, key in keys.items()}
     if any(p is None for p in prints.values()):
         return []
     classes = run.classes(dataset)
     labels = run.store.labels(dataset)
     out = []
-    for c, name in enumerate(classes):
+    for c, name in enumerate(classes[:FILTER_CLASSES]):
         hits = np.flatnonzero(labels == c)
         if hits.size == 0:
             continue
@@ -365,11 +381,12 @@ def _filter_figures(run: RunFolder, cache: FigureCache, dataset: str, seed: int)
         rel = f"{dataset}/filters/seed{seed}/{slug(name)}"
 
         def draw(path, row=row, name=name):
-            maps = {layer: np.asarray(run.store.array(key)[row]) for layer, key in keys.items()}
+            maps = {layer: np.asarray(run.store.array(key)[row, :count]) for (layer, key), count
+                    in zip(keys.items(), maps_shown)}
             return filter_figure(_images(run, dataset, [row])[0], maps,
                                  f"{dataset}, trained network, seed {seed}: example #{row} ({name})", path)
 
-        cache.add(rel, _key(prints, row), draw)
+        cache.add(rel, _key(prints, row, maps_shown), draw)
         out.append((name, rel + ".png"))
     return out
 
@@ -424,8 +441,8 @@ def _layer_notes(run: RunFolder, dataset: str) -> dict:
     shapes = run.config["extract"][dataset]["layers"]
     averaged = [f"{i} = {'mean of the ' + layer + ' filters' if layer in depths.channel_layers() else layer}"
                 for i, layer in enumerate(depths.layers)]
-    maps = [f"{layer} ({shapes[layer][0]} maps of {shapes[layer][1]}\u00d7{shapes[layer][2]})"
-            for layer in depths.channel_layers() if len(shapes.get(layer, ())) == 3]
+    maps = [f"{layer} ({count}{' of ' + str(shapes[layer][0]) if count < shapes[layer][0] else ''} maps of "
+            f"{shapes[layer][1]}\u00d7{shapes[layer][2]})" for layer, count in _map_layers(run, dataset).items()]
     beyond = [f"{r.name} ({r.dims} dimensions)" for r in depths.representations if not r.in_study]
     return {"depths": ", ".join(averaged), "maps": maps, "beyond": beyond}
 

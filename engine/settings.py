@@ -31,7 +31,7 @@ import os
 import re
 import sys
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -155,7 +155,8 @@ def read_run_file(path: str | os.PathLike) -> dict:
     model = options.get("model")
     if model is not None:
         if not isinstance(model, dict) or set(model) - MODEL_KEYS:
-            raise SettingsError(f"run file {path}: [model] takes {', '.join(sorted(MODEL_KEYS))}")
+            unknown = "" if not isinstance(model, dict) else f"unknown key(s) {', '.join(sorted(set(model) - MODEL_KEYS))}; "
+            raise SettingsError(f"run file {path}: [model] {unknown}it takes {', '.join(sorted(MODEL_KEYS))}")
         if model.get("checkpoint"):
             model["checkpoint"] = str((base / model["checkpoint"]).resolve())
         model["_base"] = str(base)
@@ -182,8 +183,8 @@ def model_from_table(table: Mapping[str, Any]) -> ModelSpec:
     if "factory" not in table:
         raise SettingsError("[model] needs factory = \"package.module:callable\" (a function or class that returns "
                             "the torch.nn.Module)")
-    if "layers" not in table or not table["layers"]:
-        raise SettingsError("[model] needs layers = [...]: the module paths to analyse, e.g. [\"features.3\"]")
+    if "layers" not in table or not table["layers"] or not isinstance(table["layers"], list):
+        raise SettingsError("[model] needs layers = [...]: a list of the module paths to analyse, e.g. [\"features.3\"]")
     base = table.get("_base")
     if base and base not in sys.path:
         sys.path.insert(0, base)
@@ -196,37 +197,61 @@ def model_from_table(table: Mapping[str, Any]) -> ModelSpec:
 
 
 def recipe_from_table(table: Mapping[str, Any]) -> Recipe:
+    """A Recipe from a run file's ``[training]`` table (or a mapping), every key checked."""
     known = {f.name for f in fields(Recipe)}
     unknown = set(table) - known
     if unknown:
         raise SettingsError(f"[training]: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-    return Recipe(**table)
+    try:
+        return Recipe(**table)
+    except SettingsError as exc:
+        raise SettingsError(f"[training]: {exc}") from None
 
 
-def from_options(*, out, preset: str | None = None, run_file=None, model: ModelSpec | Mapping | None = None,
-                 recipe: Recipe | Mapping | None = None, n=None, datasets=None, methods=None, seeds=None,
-                 backend: str = "auto", space: str = "embedding", representations=None, workers=None,
-                 job_timeout: float = 3600.0, tsne_embedder=None, k: int = 10, data_root=None,
-                 scheduler: str = "local", dask_address: str | None = None, store=None) -> RunSettings:
+def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file: str | os.PathLike | None = None,
+                 model: ModelSpec | Mapping | None = None, recipe: Recipe | Mapping | None = None,
+                 n: int | None = None, datasets=None, methods=None, seeds=None, backend: str | None = None,
+                 space: str | None = None, representations=None, workers: int | None = None,
+                 job_timeout: float | None = None, tsne_embedder: str | None = None, k: int | None = None,
+                 data_root: str | os.PathLike | None = None, scheduler: str | None = None,
+                 dask_address: str | None = None, store: str | os.PathLike | None = None) -> RunSettings:
     """Validate every option and resolve the run file or preset (each bad value gets its own message).
 
-    Options given here override the run file's; a run file given as ``preset`` names a
-    shipped one (``smoke``, ``paper``, ``full``, ``auto``), ``run_file`` a path. Without
-    either, ``model`` and ``datasets`` must be given.
+    Options given here override the run file's (None: the file's, else the default); a
+    run file given as ``preset`` names a shipped one (``smoke``, ``paper``, ``full``,
+    ``auto``), ``run_file`` a path. Without either, ``model`` and ``datasets`` must be
+    given. ``datasets``, ``methods``, ``seeds`` and ``representations`` take a list or a
+    comma-separated string.
+
+    Examples
+    --------
+    >>> s = from_options(out="runs/x", preset="smoke", methods="umap", seeds=[1, 2])
+    >>> s.n, s.datasets, s.methods, s.seeds, s.model.preset
+    (1000, ('mnist', 'fashion-mnist'), ('umap',), (1, 2), 'study')
     """
-    if backend not in BACKENDS:
-        raise SettingsError(f"--backend: unknown {backend!r}; choose from {', '.join(BACKENDS)}")
     base: dict = {}
     name = ""
     if run_file is not None:
         base, name = read_run_file(run_file), str(run_file)
-    elif preset is not None or model is None:
+
+    def option(value, key, default):
+        return value if value is not None else base.get(key, default)
+
+    backend = option(backend, "backend", "auto")
+    if backend not in BACKENDS:
+        raise SettingsError(f"--backend: unknown {backend!r}; choose from {', '.join(BACKENDS)}")
+    if run_file is None and (preset is not None or model is None):
         from .presets import run_file as shipped
 
         preset = preset or "auto"
         if preset == "auto":
             preset = auto_preset(backend)
         base, name = read_run_file(shipped(preset)), preset
+    space, workers = option(space, "space", "embedding"), option(workers, "workers", None)
+    job_timeout, k = option(job_timeout, "job_timeout", 3600.0), option(k, "k", 10)
+    tsne_embedder, scheduler = option(tsne_embedder, "tsne_embedder", None), option(scheduler, "scheduler", "local")
+    dask_address, store = option(dask_address, "dask_address", None), option(store, "store", None)
+    data_root, representations = option(data_root, "data_root", None), option(representations, "representations", None)
     if model is None:
         model = base.get("model")
     if base.get("preset"):
@@ -242,6 +267,8 @@ def from_options(*, out, preset: str | None = None, run_file=None, model: ModelS
         model = model_from_table(model)
     recipe = recipe if recipe is not None else base.get("training")
     if recipe is not None and not isinstance(recipe, Recipe):
+        if not isinstance(recipe, Mapping):
+            raise SettingsError(f"a training recipe is a Recipe or a mapping of its fields; got {recipe!r}")
         recipe = recipe_from_table(recipe)
     n = base.get("n", 5_000) if n is None else n
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -257,6 +284,14 @@ def from_options(*, out, preset: str | None = None, run_file=None, model: ModelS
         raise SettingsError(f"--datasets: {exc}") from None
     if len(set(names)) != len(names):
         raise SettingsError(f"--datasets lists a data set twice: {', '.join(names)}")
+    if model.preset and recipe is None:
+        from .presets import preset_module
+
+        known = preset_module(model.preset).RECIPES
+        bad = [d for d in names if d not in known]
+        if bad:
+            raise SettingsError(f"--datasets: the {model.preset} preset trains its network on {', '.join(known)} only; "
+                                f"{', '.join(bad)} needs a run file with a [model] table (see examples/digits.toml)")
     methods = _split(methods if methods is not None else base.get("methods"), what="methods") or METHODS
     _check_choices(methods, METHODS, "methods")
     seeds = _split(seeds if seeds is not None else base.get("seeds"), int, "seeds") or (DEFAULT_SEED,)
@@ -267,12 +302,12 @@ def from_options(*, out, preset: str | None = None, run_file=None, model: ModelS
     reps = _split(representations, what="representations")
     if workers is not None and (not isinstance(workers, int) or workers < 0):
         raise SettingsError(f"--workers must be a whole number >= 0 (0: run jobs in this process); got {workers!r}")
-    if not job_timeout > 0:
+    if isinstance(job_timeout, bool) or not isinstance(job_timeout, (int, float)) or not job_timeout > 0:
         raise SettingsError(f"--job-timeout must be a positive number of seconds; got {job_timeout!r}")
     if tsne_embedder is not None and (tsne_embedder not in EMBEDDERS or EMBEDDERS[tsne_embedder].method != "tsne"):
         names_ = [n_ for n_, cls in EMBEDDERS.items() if cls.method == "tsne"]
         raise SettingsError(f"--tsne-embedder: unknown {tsne_embedder!r}; choose from {', '.join(names_)}")
-    if not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise SettingsError(f"--k must be a whole number >= 1; got {k!r}")
     _check_scheduler(scheduler, dask_address, workers)
     store = _check_store(store)

@@ -341,9 +341,9 @@ def _check_name(name: Any) -> str:
     """A data set name usable as a folder and a table value: no separators, not blank."""
     if not isinstance(name, str) or not name.strip() or name != name.strip():
         raise SettingsError(f"data set name {name!r} must be a non-blank string without surrounding spaces")
-    if name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
+    if name in (".", "..") or any(c in name for c in '/\\,"') or any(ord(c) < 32 for c in name):
         raise SettingsError(
-            f"data set name {name!r} cannot hold '/', '\\' or control characters, nor be '.' or '..': "
+            f"data set name {name!r} cannot hold '/', '\\', ',', '\"' or control characters, nor be '.' or '..': "
             "give another with the key 'name'"
         )
     return name

@@ -45,12 +45,12 @@ def layer_tables(depths) -> dict[str, list[str]]:
     return {**tables, **({BEYOND: beyond} if beyond else {})}
 
 
-def write_metrics_csv(rows: list[dict], path: Path, order: list[str]) -> Path:
-    """All rows, sorted (representations in ``order``), floats at full precision (a rerun
-    with the same results gives the same bytes)."""
-    order = {name: i for i, name in reversed(list(enumerate(order)))}
+def write_metrics_csv(rows: list[dict], path: Path, order: dict[str, list[str]]) -> Path:
+    """All rows, sorted (each data set's representations in ``order[dataset]``), floats at
+    full precision (a rerun with the same results gives the same bytes)."""
+    position = {(dataset, name): i for dataset, names in order.items() for i, name in enumerate(names)}
     rows = sorted(rows, key=lambda r: (r["dataset"], r["seed"], r["space"], r["method"], r["network"],
-                                       order[r["representation"]]))
+                                       position[r["dataset"], r["representation"]]))
     lines = [",".join(COLUMNS)]
     for row in rows:
         cells = []

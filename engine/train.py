@@ -23,8 +23,8 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .errors import TrainingError
-from .model import ModelSpec, build, load_state, logits, to_float
+from .errors import SettingsError, TrainingError
+from .model import ModelSpec, build, describe, load_state, logits, to_float
 from .sources import Source
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,24 @@ class Recipe:
     #: Test accuracy below which training is repeated with a new initial state (0: never).
     min_accuracy: float = 0.0
     max_attempts: int = 1
+
+    def __post_init__(self) -> None:
+        def whole(name, low):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SettingsError(f"{name} must be a whole number >= {low}; got {value!r}")
+
+        def number(name, low, high):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise SettingsError(f"{name} must be a number from {low} to {high}; got {value!r}")
+
+        whole("epochs", 0)
+        whole("batch_size", 1)
+        whole("max_attempts", 1)
+        number("learning_rate", 0, float("inf"))
+        number("momentum", 0, 1)
+        number("min_accuracy", 0, 1)
 
 
 def attempt_seed(seed: int, attempt: int) -> int:
@@ -165,6 +183,22 @@ def _save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def state_digest(state: dict, values: bool = True) -> str:
+    """sha256 of a state dict's names, shapes, dtypes and (with ``values``) contents: the same
+    weights give the same digest however often they are saved."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name]
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        if values:
+            h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _pair_sha256(paths: tuple[Path, Path]) -> str:
     h = hashlib.sha256()
     for p in paths:
@@ -187,14 +221,18 @@ def ensure_checkpoints(
     complete pair)."""
     folder = checkpoint_dir(run_dir, source.name, seed)
     paths = (folder / "trained.pt", folder / "untrained.pt")
+    given = None if spec.checkpoint is None else load_state(build(spec, seed), spec.checkpoint)
     wanted = {
         "dataset": source.name,
-        "model": spec.reference,
+        "model": spec.record()["reference"],
+        "architecture": state_digest(build(spec, seed).state_dict(), values=False),
+        "transform": describe(spec.transform),
+        "scale": source.scale,
         "seed": seed,
         "n_train": len(source.train) if n_train is None else int(n_train),
         "train_sha256": source.sha256,
-        "checkpoint": None if spec.checkpoint is None else _pair_sha256((Path(spec.checkpoint),)),
-        **({} if spec.checkpoint is not None else asdict(recipe)),
+        "checkpoint": None if given is None else state_digest(given.state_dict()),
+        **({} if given is not None else asdict(recipe)),
     }
     if all(p.is_file() for p in paths):
         try:
@@ -207,9 +245,13 @@ def ensure_checkpoints(
             return Checkpoints(*paths, meta["accuracy"], meta["attempt"], _pair_sha256(paths), True)
         if meta is not None:
             log.warning("%s: checkpoints in %s were made with other settings; making them again", source.name, folder)
-    if spec.checkpoint is not None:
+    if given is not None:
         untrained = build(spec, seed).state_dict()
-        model = load_state(build(spec, seed), spec.checkpoint)
+        model = given
+        if _same_weights(untrained, model.state_dict()):
+            raise SettingsError(f"the model's fresh initialisation equals checkpoint {spec.checkpoint}: the factory "
+                                f"{spec.record()['reference']} loads trained weights itself; give a factory that builds "
+                                "an untrained network")
         acc = accuracy(model.to(device), spec, source, device)
         trained = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         attempt = 0

@@ -14,6 +14,7 @@ from .layout import (
     components_key,
     embedding_key,
     find,
+    holder,
     labels_key,
     layer_key,
     layer_names,
@@ -24,6 +25,6 @@ from .runstore import Progress, RunStore, flag_group, is_url
 
 __all__ = [
     "ALL", "CHUNK_ROWS", "NETWORKS", "ORIGINAL", "SPLITS", "Representation", "array_key", "build_representations",
-    "channel_name", "chunks_for", "components_key", "embedding_key", "find", "labels_key", "layer_key", "layer_names", "original_key",
+    "channel_name", "chunks_for", "components_key", "embedding_key", "find", "holder", "labels_key", "layer_key", "layer_names", "original_key",
     "reduced_key", "Progress", "RunStore", "flag_group", "is_url",
 ]

@@ -147,8 +147,15 @@ def components_key(dataset: str, seed: int, network: str, name: str) -> str:
 
 
 def embedding_key(dataset: str, seed: int, network: str, method: str, name: str) -> str:
-    """Key of the (N, 2) embedding of representation ``name`` (``conv1/filter3`` nests)."""
-    return f"{dataset}/seed{seed}/{network}/embeddings/{method}/{name}"
+    """Key of the (N, 2) embedding of representation ``name`` (``conv1/filter3`` nests).
+    ``original`` is shared by both networks and stored once, under ``trained``."""
+    return f"{dataset}/seed{seed}/{holder(network, name)}/embeddings/{method}/{name}"
+
+
+def holder(network: str, name: str) -> str:
+    """The network whose folder holds representation ``name``'s arrays: ``trained`` for
+    ``original`` (the input, shared by both networks), else ``network`` itself."""
+    return NETWORKS[0] if name == ORIGINAL else network
 
 
 def chunks_for(shape: tuple[int, ...], chunk_rows: int = CHUNK_ROWS) -> tuple[int, ...]:

@@ -67,8 +67,8 @@ class Tiny(nn.Module):
 
 def test_a_bad_layer_name_lists_the_modules():
     spec = ModelSpec(factory=Tiny, layers=(Layer("features.9"),), transform=add_channel)
-    with pytest.raises(SettingsError, match=r"no module 'features.9'; its modules are: features, features.0, "
-                                            r"features.1, features.2, head, head.0, head.1"):
+    with pytest.raises(SettingsError, match=r"no module 'features.9'; closest: .*features.0.*; its modules are: "
+                                            r"features, features.0, features.1, features.2, head, head.0, head.1"):
         probe_shapes(build(spec, 0), spec, torch.rand(1, 8, 8))
 
 
@@ -81,8 +81,8 @@ def test_shapes_of_any_model_from_a_dry_pass():
 
 def test_a_dry_pass_that_fails_names_the_shape():
     spec = ModelSpec(factory=Tiny, layers=(Layer("head"),))  # no channel axis added
-    with pytest.raises(SettingsError, match=r"dry forward pass on one example of shape \(8, 8\) failed"):
-        probe_shapes(build(spec, 0), spec, torch.rand(1, 8, 8))
+    with pytest.raises(SettingsError, match=r"dry forward pass on examples of shape \(8, 8\) failed"):
+        probe_shapes(build(spec, 0), spec, torch.rand(2, 8, 8))
 
 
 @pytest.mark.parametrize("layer, message", [
@@ -90,6 +90,10 @@ def test_a_dry_pass_that_fails_names_the_shape():
     (dict(path="x", max_channels=0), "max_channels must be a whole number >= 1"),
     (dict(path="a/b"), "reserved or contains '/'"),
     (dict(path="x", name="original"), "reserved"),
+    (dict(path="x", name="pca"), "reserved"),
+    (dict(path="x", name="a,b"), "reserved or contains"),
+    (dict(path="x", max_channels=True), "max_channels must be a whole number"),
+    (dict(path="x", name=3), "path and name are text"),
 ])
 def test_bad_layers(layer, message):
     with pytest.raises(SettingsError, match=message):
@@ -137,3 +141,51 @@ def test_factories_by_name():
     spec = ModelSpec(factory=lambda: "not a module", layers=(Layer("x"),))
     with pytest.raises(SettingsError, match="returned str, not a torch.nn.Module"):
         build(spec, 0)
+
+
+class Reused(nn.Module):
+    """One ReLU object called twice, and an in-place ReLU after a captured layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.act = nn.Linear(4, 4), nn.Linear(4, 3), nn.ReLU()
+        self.inplace = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.fc2(self.inplace(self.act(self.fc1(x)) - 1.0))
+
+
+def test_a_module_called_twice_is_refused_and_captures_are_copies():
+    model = Reused()
+    with pytest.raises(SettingsError, match="module 'act' runs more than once"):
+        with capture(model, [Layer("act")]):
+            model.fc2(model.act(model.act(model.fc1(torch.ones(2, 4)))))
+    x = torch.randn(6, 4)
+    sub = torch.nn.Sequential(nn.Linear(4, 4), nn.ReLU(inplace=True))
+    with capture(sub, [Layer("0")]) as out:
+        sub(x)
+    assert (out["0"] < 0).any(), "the in-place ReLU after the layer did not change the captured copy"
+
+
+def test_outputs_that_are_not_batch_first_are_named():
+    class SequenceFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.lin(x).transpose(0, 1)
+
+    model = nn.Sequential(SequenceFirst())
+    spec = ModelSpec(factory=lambda: model, layers=(Layer("0"),))
+    with pytest.raises(SettingsError, match=r"layer '0' returns shape \(4, 2\) for a batch of 2: not batch first"):
+        probe_shapes(model, spec, torch.rand(2, 4))
+
+
+def test_a_channel_split_needs_a_channel_axis():
+    from repscope.engine.extract import plan_representations
+    from repscope.engine.sources import open_source
+
+    spec = ModelSpec(factory=lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 5)), layers=(Layer("1", "channels"),))
+    with pytest.raises(SettingsError, match=r"layer\(s\) 1 have no channel axis to split \(shape \(5,\)\)"):
+        plan_representations(spec, open_source("digits"))

@@ -161,7 +161,7 @@ def _rows(seeds=(42,)):
     return rows
 
 
-ORDER = [r.name for r in REPRESENTATIONS]
+ORDER = {"mnist": [r.name for r in REPRESENTATIONS]}
 DEPTHS = {"mnist": Depths(REPRESENTATIONS)}
 
 

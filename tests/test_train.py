@@ -39,6 +39,7 @@ def _fake_attempt(accuracies, calls):
 class _Data:
     name = "mnist"
     train = [0] * 100
+    scale = 255.0
     sha256 = {"train-images-idx3-ubyte": "a", "train-labels-idx1-ubyte": "b"}
 
 

@@ -21,7 +21,6 @@ The findings, and why they read the statements this way (the shared vocabulary i
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from torch import nn
 
 from ...store import build_representations
 from ..findings import (
-    SEPARATION, Check, Confusion, Depths, Finding, beats, cells_by_run, is_better, layer_average, listing, need,
+    SEPARATION, Cells, Check, Confusion, Depths, Finding, beats, cells_by_run, is_better, layer_average, listing, need,
     shortfall, wins,
 )
 from ..model import Layer, ModelSpec
