@@ -236,3 +236,65 @@ def test_generic_findings():
     assert [f.checks["d", "umap"][0].holds for f in fails] == [False, False]
     missing = check_findings(_cells(0.9, 0.5, 0.7)[:1], depths)
     assert missing[0].checks["d", "umap"][0].holds is None and "untrained fc" in missing[0].checks["d", "umap"][0].detail
+
+
+def test_every_run_file_key_is_read(user_folder, tmp_path):
+    path = user_folder / "all-keys.toml"
+    path.write_text(RUN_FILE.replace("seeds = [3]", "seeds = [3]\nbackend = 'cpu'\nk = 15\nworkers = 1\n"
+                                     "space = 'both'\njob_timeout = 60\nstore = 'elsewhere.zarr'\n"
+                                     "representations = ['original', 'hidden']"))
+    s = from_options(run_file=path, out=tmp_path / "x")
+    assert (s.backend, s.k, s.workers, s.space, s.job_timeout) == ("cpu", 15, 1, "both", 60.0)
+    assert s.store == str(user_folder / "elsewhere.zarr") and s.representations == ("original", "hidden")
+    assert from_options(run_file=path, out=tmp_path / "x", k=5, backend="auto").k == 5  # a flag overrides the file
+
+
+def test_the_study_preset_refuses_data_sets_it_has_no_recipe_for(tmp_path):
+    with pytest.raises(SettingsError, match=r"the study preset trains its network on mnist, fashion-mnist only; "
+                                            r"digits needs a run file with a \[model\] table"):
+        from_options(preset="smoke", datasets="digits", out=tmp_path)
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ({"epochs": "3"}, "epochs must be a whole number >= 0"),
+    ({"max_attempts": 0}, "max_attempts must be a whole number >= 1"),
+    ({"momentum": 2}, "momentum must be a number from 0 to 1"),
+])
+def test_bad_recipes(user_folder, tmp_path, recipe, message):
+    with pytest.raises(SettingsError, match=message):
+        from_options(run_file=user_folder / "digits.toml", recipe=recipe, out=tmp_path / "x")
+
+
+def test_an_object_whose_parameters_cannot_be_reinitialised_is_refused(tmp_path):
+    import torch
+    from torch import nn
+
+    class WithToken(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(64))
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1) + self.token)
+
+    with pytest.raises(SettingsError, match=r"leaves token unchanged .* give the model as a factory"):
+        repscope.analyze(WithToken(), "digits", layers=["fc"], n=120, out=tmp_path / "x", methods=["tsne"])
+
+
+def test_a_model_object_is_saved_once(tmp_path):
+    import torch
+    from torch import nn
+
+    from repscope.engine.api import model_spec
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    model_spec(net, ["1"], out=tmp_path)
+    saved = tmp_path / "checkpoints" / "given.pt"
+    stamp = saved.stat().st_mtime_ns
+    model_spec(net, ["1"], out=tmp_path)
+    assert saved.stat().st_mtime_ns == stamp, "the same weights are not written again"
+    with torch.no_grad():
+        net[1].weight += 1
+    model_spec(net, ["1"], out=tmp_path)
+    assert saved.stat().st_mtime_ns != stamp
