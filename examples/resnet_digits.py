@@ -40,7 +40,7 @@ class SmallResNet(nn.Module):
 
 
 def build() -> SmallResNet:
-    """The factory a run file names: ``examples.resnet_digits:build``."""
+    """The factory a run file beside this module names: ``resnet_digits:build``."""
     return SmallResNet()
 
 
