@@ -89,7 +89,7 @@ def test_the_generic_report(cli_run):
     assert "<h2 id=\"findings\">Findings</h2>" in page and "published" not in page
     assert "Outliers of the trained stem/all embedding" not in page  # the last layer is hidden
     assert "Outliers of the trained hidden embedding" in page
-    assert "stem (32 maps of 8\u00d78)" in page  # the filter figures of the channel-split layer
+    assert "stem (2 of 32 maps of 8\u00d78)" in page  # the filter figures of the channel-split layer, its analysed channels
     for figure in ("digits/umap/seed3/trained/grid.png", "digits/umap/depth/acc_knn_loo.svg",
                    "digits/filters/seed3/0.png"):
         assert (cli_run / "report" / "figures" / figure).is_file(), figure
@@ -137,7 +137,7 @@ def test_a_layer_that_does_not_exist_lists_the_modules(user_folder, tmp_path):
         from resnet_digits import SmallResNet, to_input
     finally:
         sys.path.remove(str(user_folder))
-    with pytest.raises(SettingsError, match=r"no module 'block3'; its modules are: stem, stem.0, stem.1, block1"):
+    with pytest.raises(SettingsError, match=r"no module 'block3'; closest: block1, block2; its modules are: stem, stem.0, stem.1, block1"):
         repscope.analyze(SmallResNet, "digits", layers=["block3"], transform=to_input, n=150, out=tmp_path / "x")
 
 
@@ -158,7 +158,7 @@ def test_a_checkpoint_that_does_not_fit_is_named(user_folder, tmp_path):
 
 def test_labels_whose_count_differs_are_named(tmp_path):
     np.savez(tmp_path / "bad.npz", x=np.zeros((10, 4), np.float32), y=np.zeros(9, np.int64))
-    with pytest.raises(DataError, match=r"bad.npz.*10.*9"):
+    with pytest.raises(DataError, match=r"bad.npz\[y\]: 9 labels for the 10 examples of .*bad.npz\[x\]; give one label"):
         repscope.analyze(lambda: None, str(tmp_path / "bad.npz"), layers=["x"], n=150, out=tmp_path / "x")
 
 
