@@ -160,7 +160,7 @@ def test_corrupt_file_names_file_and_fix(mnist_copy):
     with pytest.raises(ChecksumError) as err:
         D.load("mnist", mnist_copy)
     assert str(path) in str(err.value)
-    assert f"python -m repscope data fetch --dataset mnist --root {mnist_copy}" in str(err.value)
+    assert f"repscope data fetch --dataset mnist --root {mnist_copy}" in str(err.value)
 
 
 @pytest.mark.network
@@ -176,7 +176,7 @@ def test_truncated_file_names_file_and_fix(mnist_copy):
 @pytest.mark.network
 def test_missing_file_names_file_and_fix(mnist_copy):
     (mnist_copy / "MNIST" / "raw" / "train-images-idx3-ubyte").unlink()
-    with pytest.raises(MissingDataError, match=r"train-images-idx3-ubyte is missing; run `python -m repscope data fetch"):
+    with pytest.raises(MissingDataError, match=r"train-images-idx3-ubyte is missing; run `repscope data fetch"):
         D.load("mnist", mnist_copy)
 
 
@@ -198,7 +198,7 @@ def test_files_without_a_record_are_adopted(mnist_copy):
 
 
 def test_never_fetched(tmp_path):
-    with pytest.raises(MissingDataError, match=r"has not been fetched.*python -m repscope data fetch --dataset fashion-mnist"):
+    with pytest.raises(MissingDataError, match=r"has not been fetched.*repscope data fetch --dataset fashion-mnist"):
         D.load("fashion-mnist", tmp_path)
 
 
