@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -31,3 +32,27 @@ def machine() -> dict:
 
 def timestamp() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_growth(benchmark: str, rows: list[dict], out: Path, limit_mb: float, **extra) -> dict:
+    """Record how the peak RSS of ``rows`` (smallest N first, largest last) grows, against
+    ``limit_mb``, as JSON in ``out``; print one line and return the record."""
+    small, large = rows[0], rows[-1]
+    growth = large["peak_rss_mb"] - small["peak_rss_mb"]
+    result = {
+        "benchmark": benchmark,
+        **extra,
+        "rows": rows,
+        "peak_rss_growth_mb": round(growth, 1),
+        "peak_rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
+        "n_ratio": large["n"] / small["n"],
+        "limit_mb": limit_mb,
+        "within_limit": growth < limit_mb,
+        "machine": machine(),
+        "timestamp": timestamp(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"growth {growth:.1f} MB for {result['n_ratio']:.0f}x the examples "
+          f"({'within' if result['within_limit'] else 'OVER'} the {limit_mb} MB limit); written to {out}")
+    return result

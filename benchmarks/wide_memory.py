@@ -21,7 +21,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, machine, run_engine, timestamp
+from _common import RESULTS, run_engine, write_growth
 
 LIMIT_MB = 200
 MODEL = '''
@@ -72,25 +72,7 @@ def main() -> None:
             print(f"N={n:>6}: peak RSS {peak:7.1f} MB, {seconds:6.1f} s (layer {rows[-1]['layer_mb_per_network']} MB "
                   f"per network; reduced: {', '.join(rows[-1]['reduced'])})", flush=True)
 
-    small, large = rows[0], rows[-1]
-    growth = large["peak_rss_mb"] - small["peak_rss_mb"]
-    result = {
-        "benchmark": "wide_memory",
-        "backend": "cpu",
-        "rows": rows,
-        "peak_rss_growth_mb": round(growth, 1),
-        "peak_rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
-        "n_ratio": large["n"] / small["n"],
-        "limit_mb": LIMIT_MB,
-        "within_limit": growth < LIMIT_MB,
-        "machine": machine(),
-        "timestamp": timestamp(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"growth {growth:.1f} MB for {result['n_ratio']:.0f}x the examples "
-          f"({'within' if result['within_limit'] else 'OVER'} the {LIMIT_MB} MB limit); written to {args.out}")
-
+    write_growth("wide_memory", rows, args.out, LIMIT_MB, backend="cpu")
 
 if __name__ == "__main__":
     main()
