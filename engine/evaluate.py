@@ -18,7 +18,7 @@ from ..kernels import separation_metrics
 from ..store import NETWORKS, ORIGINAL, Representation, RunStore
 from .findings import Depths
 
-from .jobs import JobKey
+from .jobs import JobKey, read_input
 from .runinfo import store_location
 from .tables import write_metrics_csv, write_tables
 
@@ -57,11 +57,7 @@ def _representation_metrics(store: RunStore, key: JobKey, labels, k: int) -> dic
     cache = (store.info(source) or {}).get("representation_metrics", {})
     cached = cache.get(key.representation)
     if cached is None or cached.get("k") != k:
-        if key.reduced:
-            x = store.array(source)[:]
-        else:
-            x = store.read_representation(key.dataset, key.seed, key.network, key.rep)
-        cached = {"k": k, **separation_metrics(x, labels, k=k)}
+        cached = {"k": k, **separation_metrics(read_input(store, key), labels, k=k)}
         store.annotate(source, representation_metrics={**cache, key.representation: cached})
     return cached
 

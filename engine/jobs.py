@@ -130,6 +130,13 @@ def is_done(store: RunStore, key: JobKey, settings: JobSettings, n: int) -> bool
     return store.is_complete(key.store_key, job_fingerprint(store, key, settings, n))
 
 
+def read_input(store: RunStore, key: JobKey) -> np.ndarray:
+    """The (N, dims) float32 array a job embeds: the representation, or its PCA-reduced form."""
+    if key.reduced:
+        return np.asarray(store.array(key.source_key)[:], dtype=np.float32)
+    return store.read_representation(key.dataset, key.seed, key.network, key.rep)
+
+
 def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
     """Embed and score one representation; return {id, seconds, metrics, skipped}."""
     from ..kernels import separation_metrics
@@ -143,10 +150,7 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
     if progress.complete:
         info = store.info(key.store_key)
         return {"id": key.id, "seconds": info.get("seconds"), "metrics": info.get("metrics"), "skipped": True}
-    if key.reduced:
-        x = np.asarray(store.array(key.source_key)[:], dtype=np.float32)
-    else:
-        x = store.read_representation(key.dataset, key.seed, key.network, key.rep)
+    x = read_input(store, key)
     constant = bool((x == x[:1]).all())
     if embedder.device == "cuda":
         import cupy
