@@ -127,6 +127,8 @@ def analyze(
     k: int = 10,
     data_root: str | os.PathLike | None = None,
     report: bool = True,
+    tsne_embedder: str | None = None,
+    umap_embedder: str | None = None,
 ) -> "Run":
     """Embed every analysed layer of ``model`` (trained and untrained) on ``data`` and score it.
 
@@ -156,6 +158,9 @@ def analyze(
         :class:`~repscope.engine.train.Recipe` otherwise.
     report : bool
         Also write ``report/index.html``.
+    tsne_embedder, umap_embedder : str, optional
+        The library per method by name (``"torchdr-tsne"``, ``"sklearn-tsne"``, ...); by
+        default the backend's choice.
 
     Returns
     -------
@@ -186,7 +191,8 @@ def analyze(
     if n is None:
         n = min(5_000, min(len(open_source(s, data_root).train) for s in sources))
     settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),
-                            seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root)
+                            seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root,
+                            tsne_embedder=tsne_embedder, umap_embedder=umap_embedder)
     stages = pipeline.STAGES if report else tuple(s for s in pipeline.STAGES if s != "report")
     pipeline.run(settings, stages)
     return Run(out)

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .embedders import EMBEDDERS
 from .errors import EngineError
 
 DEFAULT_OUT = Path("runs") / "default"
@@ -57,7 +58,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="where the Zarr store lives: a path or an fsspec URL every worker can reach "
                         "(default: OUT/store.zarr)")
     p.add_argument("--job-timeout", type=float, default=None, help="seconds before a job is stopped (default 3600)")
-    p.add_argument("--tsne-embedder", default=None, help="opentsne (CPU default) or sklearn-tsne, cuml-tsne, ...")
+    p.add_argument("--tsne-embedder", default=None, choices=[n for n, c in EMBEDDERS.items() if c.method == "tsne"],
+                   help="the t-SNE library (default: the backend's choice: cuml-tsne or torchdr-tsne on a GPU, "
+                        "opentsne on the CPU); torchdr-tsne runs on the CPU with --backend cpu")
+    p.add_argument("--umap-embedder", default=None, choices=[n for n, c in EMBEDDERS.items() if c.method == "umap"],
+                   help="the UMAP library (default: the backend's choice: cuml-umap or torchdr-umap on a GPU, "
+                        "umap-learn on the CPU)")
     p.add_argument("--k", type=int, default=None, help="neighbours of the kNN vote (default 10)")
     p.add_argument("--root", type=Path, default=None,
                    help="data root (default: $ENGINE_DATA_DIR, else a per-user cache folder)")
@@ -174,7 +180,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         out=args.out, preset=args.preset, run_file=args.run_file, n=args.n,
         datasets=None if args.datasets in (None, "all") else args.datasets, methods=args.methods,
         seeds=args.seeds, backend=args.backend, space=args.space, representations=args.representations,
-        workers=args.workers, job_timeout=args.job_timeout, tsne_embedder=args.tsne_embedder, k=args.k,
+        workers=args.workers, job_timeout=args.job_timeout, tsne_embedder=args.tsne_embedder,
+        umap_embedder=args.umap_embedder, k=args.k,
         data_root=args.root, scheduler=args.scheduler, dask_address=args.dask_address, store=args.store)
     summary = run(settings, STAGES_OF[args.command])
     if "metrics" in summary:

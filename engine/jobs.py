@@ -102,10 +102,17 @@ class JobSettings:
     """What a job needs besides its key: which embedder per method, threads, k, the store."""
 
     embedders: dict  # method -> embedder name
+    #: method -> the device its embedder runs on; a method not named: the embedder's first device.
+    devices: dict = field(default_factory=dict)
     threads: int = 1
     k: int = K
     #: The store's location (a path or an fsspec URL); empty: ``<run_dir>/store.zarr``.
     store: str = ""
+
+
+def make_embedder(settings: JobSettings, method: str):
+    """The embedder instance that serves ``method``: its class, device and threads."""
+    return EMBEDDERS[settings.embedders[method]](threads=settings.threads, device=settings.devices.get(method))
 
 
 def job_store(run_dir: str | Path, settings: JobSettings) -> RunStore:
@@ -121,7 +128,7 @@ def source_fingerprint(store: RunStore, key: JobKey) -> dict:
 
 def job_fingerprint(store: RunStore, key: JobKey, settings: JobSettings, n: int) -> dict:
     """What a job's embedding is made from: its source array and the embedder's full description."""
-    embedder = EMBEDDERS[settings.embedders[key.method]](threads=settings.threads)
+    embedder = make_embedder(settings, key.method)
     return {"source": source_fingerprint(store, key), **embedder.describe(n, key.seed)}
 
 
@@ -142,7 +149,7 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
     from ..kernels import separation_metrics
 
     store = job_store(run_dir, settings)
-    embedder = EMBEDDERS[settings.embedders[key.method]](threads=settings.threads)
+    embedder = make_embedder(settings, key.method)
     labels = store.labels(key.dataset)
     n = len(labels)
     fingerprint = job_fingerprint(store, key, settings, n)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..store import Representation, RunStore
 from .backend import torch_device
-from .embedders import EMBEDDERS, choose_embedder
+from .embedders import choose_embedder, embedder_device
 from .errors import EngineError, MissingDataError, SettingsError
 from .jobs import JobKey, JobSettings, is_done, job_list
 from .runinfo import read_run_config, store_location, update_run_config
@@ -27,16 +27,16 @@ STAGES = ("fetch", "train", "extract", "embed", "evaluate", "report")
 
 def decide(settings: RunSettings) -> dict:
     """Which implementation serves each part; logged once and recorded."""
-    embedders = {m: choose_embedder(m, settings.backend, settings.tsne_embedder if m == "tsne" else None).name
-                 for m in settings.methods}
-    gpu_embedders = any(EMBEDDERS[name].device == "cuda" for name in embedders.values())
+    chosen = {m: choose_embedder(m, settings.backend, settings.embedder_for(m)) for m in settings.methods}
+    embedders = {m: cls.name for m, cls in chosen.items()}
+    devices = {m: embedder_device(cls, settings.backend) for m, cls in chosen.items()}
+    gpu_embedders = "cuda" in devices.values()
     workers = settings.workers if settings.workers is not None else default_workers(gpu_embedders)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    decisions = {"embedders": embedders, "workers": workers, "threads_per_worker": threads,
+    decisions = {"embedders": embedders, "devices": devices, "workers": workers, "threads_per_worker": threads,
                  "kernels": "cupy" if gpu_embedders else "numpy"}
-    for method, name in embedders.items():
-        cls = EMBEDDERS[name]
-        log.info("%s: %s (%s, %s)", method, cls.library, name, cls.device)
+    for method, cls in chosen.items():
+        log.info("%s: %s (%s, %s)", method, cls.library, cls.name, devices[method])
     where = {"local": "local worker processes", "dask": "a Dask cluster"}[settings.scheduler]
     if settings.dask_address:
         where = f"the Dask scheduler at {settings.dask_address}"
@@ -137,7 +137,8 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
         return summary
     representations = recorded_representations(out, settings.datasets)
     jobs = jobs_for(settings, representations)
-    job_settings = JobSettings(embedders=decisions.get("embedders", {}), threads=decisions.get("threads_per_worker", 1),
+    job_settings = JobSettings(embedders=decisions.get("embedders", {}), devices=decisions.get("devices", {}),
+                               threads=decisions.get("threads_per_worker", 1),
                                k=settings.k, store=str(store_location(out)))
 
     def embed_all():

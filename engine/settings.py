@@ -47,7 +47,7 @@ MIN_N = 100
 DEFAULT_SEED = 42
 #: Keys of a run file's top level and of its tables.
 RUN_KEYS = {"preset", "n", "datasets", "methods", "seeds", "backend", "space", "representations", "workers",
-            "job_timeout", "tsne_embedder", "k", "data_root", "scheduler", "dask_address", "store", "model",
+            "job_timeout", "tsne_embedder", "umap_embedder", "k", "data_root", "scheduler", "dask_address", "store", "model",
             "training"}
 MODEL_KEYS = {"factory", "transform", "checkpoint", "layers"}
 
@@ -73,7 +73,9 @@ class RunSettings:
     representations: tuple[str, ...] | None = None
     workers: int | None = None
     job_timeout: float = 3600.0
+    #: The embedder per method by name (None: the backend's choice).
     tsne_embedder: str | None = None
+    umap_embedder: str | None = None
     k: int = 10
     data_root: Path | None = None
     scheduler: str = "local"
@@ -84,6 +86,10 @@ class RunSettings:
     @property
     def spaces(self) -> tuple[str, ...]:
         return ("embedding", "representation") if self.space == "both" else (self.space,)
+
+    def embedder_for(self, method: str) -> str | None:
+        """The embedder asked for ``method`` by name, or None for the backend's choice."""
+        return {"tsne": self.tsne_embedder, "umap": self.umap_embedder}.get(method)
 
     def recipe_for(self, dataset: str) -> Recipe:
         """How the network is trained on ``dataset``: the run's recipe, else its preset's."""
@@ -133,8 +139,7 @@ def auto_preset(backend: str) -> str:
     """``full`` where the GPU backend is there (CUDA and a GPU embedder), else ``paper``."""
     if backend == "cpu":
         return "paper"
-    gpu = [cls for cls in EMBEDDERS.values() if cls.device == "cuda"]
-    methods = {cls.method for cls in gpu if cls.available()}
+    methods = {cls.method for cls in EMBEDDERS.values() if "cuda" in cls.devices and cls.available("cuda")}
     return "full" if methods >= set(METHODS) else "paper"
 
 
@@ -212,7 +217,8 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
                  model: ModelSpec | Mapping | None = None, recipe: Recipe | Mapping | None = None,
                  n: int | None = None, datasets=None, methods=None, seeds=None, backend: str | None = None,
                  space: str | None = None, representations=None, workers: int | None = None,
-                 job_timeout: float | None = None, tsne_embedder: str | None = None, k: int | None = None,
+                 job_timeout: float | None = None, tsne_embedder: str | None = None,
+                 umap_embedder: str | None = None, k: int | None = None,
                  data_root: str | os.PathLike | None = None, scheduler: str | None = None,
                  dask_address: str | None = None, store: str | os.PathLike | None = None) -> RunSettings:
     """Validate every option and resolve the run file or preset (each bad value gets its own message).
@@ -249,7 +255,8 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
         base, name = read_run_file(shipped(preset)), preset
     space, workers = option(space, "space", "embedding"), option(workers, "workers", None)
     job_timeout, k = option(job_timeout, "job_timeout", 3600.0), option(k, "k", 10)
-    tsne_embedder, scheduler = option(tsne_embedder, "tsne_embedder", None), option(scheduler, "scheduler", "local")
+    tsne_embedder, umap_embedder = option(tsne_embedder, "tsne_embedder", None), option(umap_embedder, "umap_embedder", None)
+    scheduler = option(scheduler, "scheduler", "local")
     dask_address, store = option(dask_address, "dask_address", None), option(store, "store", None)
     data_root, representations = option(data_root, "data_root", None), option(representations, "representations", None)
     if model is None:
@@ -304,9 +311,10 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
         raise SettingsError(f"--workers must be a whole number >= 0 (0: run jobs in this process); got {workers!r}")
     if isinstance(job_timeout, bool) or not isinstance(job_timeout, (int, float)) or not job_timeout > 0:
         raise SettingsError(f"--job-timeout must be a positive number of seconds; got {job_timeout!r}")
-    if tsne_embedder is not None and (tsne_embedder not in EMBEDDERS or EMBEDDERS[tsne_embedder].method != "tsne"):
-        names_ = [n_ for n_, cls in EMBEDDERS.items() if cls.method == "tsne"]
-        raise SettingsError(f"--tsne-embedder: unknown {tsne_embedder!r}; choose from {', '.join(names_)}")
+    for method, chosen in (("tsne", tsne_embedder), ("umap", umap_embedder)):
+        if chosen is not None and (chosen not in EMBEDDERS or EMBEDDERS[chosen].method != method):
+            names_ = [n_ for n_, cls in EMBEDDERS.items() if cls.method == method]
+            raise SettingsError(f"--{method}-embedder: unknown {chosen!r}; choose from {', '.join(names_)}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise SettingsError(f"--k must be a whole number >= 1; got {k!r}")
     _check_scheduler(scheduler, dask_address, workers)
@@ -314,7 +322,7 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
     return RunSettings(out=Path(out), model=model, datasets=names, sources=sources, preset=name, n=n,
                        methods=methods, seeds=seeds, recipe=recipe, backend=backend, space=space,
                        representations=reps, workers=workers, job_timeout=float(job_timeout),
-                       tsne_embedder=tsne_embedder, k=k, data_root=None if data_root is None else Path(data_root),
+                       tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, k=k, data_root=None if data_root is None else Path(data_root),
                        scheduler=scheduler, dask_address=dask_address or None, store=store)
 
 

@@ -60,7 +60,7 @@ def test_cuml_when_present(fake_cuml):
 def test_torchdr_when_cuda_but_no_cuml(monkeypatch):
     monkeypatch.setattr(EM, "_importable", lambda name: name != "cuml")
     monkeypatch.setattr(EM, "_cuda_ok", lambda: True)
-    monkeypatch.setattr(EM._TorchDR, "available", classmethod(lambda cls: True))
+    monkeypatch.setattr(EM._TorchDR, "available", classmethod(lambda cls, device=None: True))
     assert EM.choose_embedder("tsne").name == "torchdr-tsne"
     assert EM.choose_embedder("umap").name == "torchdr-umap"
 
