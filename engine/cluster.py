@@ -138,20 +138,35 @@ def run_dask(run_dir, queue: list[JobKey], settings: JobSettings, *, address: st
             started = time.monotonic()
             # One task group ("embed-..."), so that Dask queues the jobs on the scheduler and a
             # worker holds only the job it runs: a death then blames no job waiting behind it.
-            futures = {client.submit(dask_job, str(run_dir), key, settings, timeout, flags,
-                                     key=f"embed-{key.id.replace('/', '.')}-{token}", pure=False): key
-                       for key in queue}
-            for future in as_completed(futures):
+            def submit(key: JobKey, attempt: int = 0):
+                suffix = f"-{attempt}" if attempt else ""
+                return client.submit(dask_job, str(run_dir), key, settings, timeout, flags,
+                                     key=f"embed-{key.id.replace('/', '.')}-{token}{suffix}", pure=False)
+
+            futures = {submit(key): key for key in queue}
+            resubmitted: set = set()
+            pending = as_completed(futures)
+            for future in pending:
                 key = futures[future]
                 if future.status == "finished":
                     finish(Outcome(key, future.result().get("seconds")))
+                elif future.status != "error" and key not in resubmitted:
+                    # Lost or cancelled without an error of its own (a neighbour's worker died
+                    # while the scheduler moved it): it never failed, so it runs again, once.
+                    log.warning("dask: %s was %s without an error; submitting it again", key.id, future.status)
+                    resubmitted.add(key)
+                    again = submit(key, attempt=1)
+                    futures[again] = key
+                    pending.add(again)
                 else:
-                    error = future.exception()
+                    error = future.exception() if future.status == "error" else None
                     if isinstance(error, JobTimeout) or (isinstance(error, KilledWorker)
                                                          and store.has_flag(flags, key.id)):
                         message = f"timed out after {timeout:g} s; the worker was stopped"
                     elif isinstance(error, KilledWorker):
                         message = "its worker process died (out of memory or a crash) on every attempt"
+                    elif error is None:
+                        message = f"it was {future.status} by the Dask scheduler twice without an error"
                     else:
                         message = f"{type(error).__name__}: {error}"
                     finish(Outcome(key, error=message))
