@@ -1,5 +1,6 @@
 # make run   set up a virtualenv (.venv) and run the main job
-# make test  set up the same virtualenv and run the tests
+# make test  set up the same virtualenv and run the tests (all but those marked slow)
+# make test-all  the same with the slow tests
 # PY=python  use the active environment instead (the GPU workstation's conda env)
 
 VENV   ?= .venv
@@ -10,7 +11,7 @@ OUT    ?= runs/main
 # auto: the paper preset (N = 5 000) on a CPU machine, full (N = 60 000) where the GPU backend is there
 PRESET ?= auto
 
-.PHONY: setup run test clean
+.PHONY: setup run test test-all clean
 
 ifeq ($(PY),$(VENV)/bin/python)
 setup: $(VENV)/.installed
@@ -29,6 +30,9 @@ run: setup
 	$(PY) -m repscope run --preset $(PRESET) --out $(OUT)
 
 test: setup
+	$(PY) -m pytest -m "not slow"
+
+test-all: setup
 	$(PY) -m pytest
 
 clean:

@@ -320,6 +320,11 @@ class TorchdrTSNE(_TorchDR):
         params = self.parameters(len(x), seed)
         del params["learning_rate_rule"]
         params["optimizer"] = GainsSGD
+        if params["backend"] != "keops":
+            gigabytes = 4 * len(x) ** 2 / 1e9
+            log.log(logging.WARNING if gigabytes > 4 else logging.INFO,
+                    "torchdr-tsne: exact repulsion over all %d x %d pairs (about %.1f GB per pairwise matrix on %s); "
+                    "pykeops computes it without the matrix", len(x), len(x), gigabytes, self.device)
         return opentsne_schedule_tsne(**params)
 
 

@@ -48,9 +48,13 @@ def _run(out: Path, data_root: Path, address: str, **kw):
     return pipeline.run(from_options(**options), pipeline.STAGES[:-1])
 
 
+@pytest.mark.slow
 def test_smoke_preset_on_a_local_cluster_matches_the_local_scheduler(smoke_run, data_root, tmp_path):
     """The whole smoke preset on a LocalCluster started by the run itself, with as many
-    workers (so as many threads per job) as the local run had: 2 on a 2-core machine."""
+    workers (so as many threads per job) as the local run had: 2 on a 2-core machine.
+
+    Seven minutes on two cores, so ``slow``; the tests below compare the Dask runs of a
+    few jobs with the local scheduler's byte for byte in every suite."""
     out = with_checkpoints(smoke_run, tmp_path)
     workers = json.loads((smoke_run / "config.json").read_text())["backend"]["workers"]
     settings = from_options(out=out, preset="smoke", data_root=data_root, scheduler="dask", workers=workers)
