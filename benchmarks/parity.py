@@ -144,7 +144,7 @@ def main() -> None:
         chosen = args.embedders.split(",")
     else:
         chosen = available_embedders("tsne") + available_embedders("umap")
-    methods = {make(spec).method for spec in chosen}
+    methods = {_method(spec) for spec in chosen}
     for method in methods:  # the reference always runs
         if not any(spec.partition("@")[0] == REFERENCE[method] for spec in chosen):
             chosen.insert(0, REFERENCE[method])

@@ -18,6 +18,15 @@ def with_checkpoints(run_dir: Path, to: Path) -> Path:
     return to
 
 
+def write_complete(store, arrays: dict) -> None:
+    """Write each ``key: array`` of ``arrays`` into ``store`` whole and mark it complete."""
+    for key, value in arrays.items():
+        p = store.prepare(key, value.shape, value.dtype, {})
+        p.array[:] = value
+        store.commit_rows(p, len(value))
+        store.mark_complete(p)
+
+
 def _cuda_available() -> bool:
     return torch.cuda.is_available()
 

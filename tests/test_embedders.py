@@ -15,6 +15,8 @@ from repscope.engine import embedders as EM
 from repscope.engine.errors import SettingsError
 from repscope.engine.parity import BANDED, compare, make, score_seeds
 
+from .conftest import write_complete
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchdr")
 
@@ -126,11 +128,7 @@ def test_a_torchdr_job_on_the_cpu_writes_its_device(tmp_path):
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 50).astype(np.uint8)
     x = (rng.normal(size=(150, 5)) + 4 * labels[:, None]).astype(np.float32)
-    for key, value in (("toy/labels", labels), ("toy/seed1/trained/feat", x)):
-        p = store.prepare(key, value.shape, value.dtype, {})
-        p.array[:] = value
-        store.commit_rows(p, 150)
-        store.mark_complete(p)
+    write_complete(store, {"toy/labels": labels, "toy/seed1/trained/feat": x})
     rep = Representation(name="feat", array="feat", channel=None, in_study=True, depth=1, dims=5)
     settings = JobSettings(embedders={"umap": "torchdr-umap"}, devices={"umap": "cpu"})
     result = run_job(tmp_path, JobKey("toy", 1, "trained", "umap", "feat", rep), settings)

@@ -22,7 +22,7 @@ from repscope.engine.settings import from_options
 from repscope.engine.tables import read_metrics_csv, study_tables, write_metrics_csv, write_tables
 from repscope.kernels import METRICS
 
-from .conftest import with_checkpoints
+from .conftest import with_checkpoints, write_complete
 
 ROOT = Path(__file__).parents[1]
 
@@ -306,12 +306,8 @@ def test_a_dead_filter_embeds_to_one_point(tmp_path):
     rng = np.random.default_rng(0)
     layer2 = rng.random((150, 16, 5, 5), dtype=np.float32)
     layer2[:, 0] = 0.0  # filter1 dead: the same (zero) representation for every example
-    for key, value in (("mnist/labels", rng.integers(0, 10, 150).astype(np.uint8)),
-                       ("mnist/seed42/trained/layer2", layer2)):
-        p = store.prepare(key, value.shape, value.dtype, {})
-        p.array[:] = value
-        store.commit_rows(p, 150)
-        store.mark_complete(p)
+    write_complete(store, {"mnist/labels": rng.integers(0, 10, 150).astype(np.uint8),
+                           "mnist/seed42/trained/layer2": layer2})
     settings = JobSettings(embedders={"tsne": "opentsne"})
     result = run_job(tmp_path, job("layer2/filter1"), settings)
     assert result["metrics"]["avg"] == 0.0 and np.isnan(result["metrics"]["ds"])

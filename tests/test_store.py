@@ -6,6 +6,8 @@ import pytest
 from repscope.engine.presets.study import REPRESENTATIONS
 from repscope.store import CHUNK_ROWS, RunStore, build_representations, chunks_for, find, flag_group
 
+from .conftest import write_complete
+
 
 def test_the_study_has_22_representations_and_two_beyond():
     names = [r.name for r in REPRESENTATIONS]
@@ -97,11 +99,8 @@ def test_read_representation_reads_the_right_filter(tmp_path):
     n = 7
     layer1 = rng.random((n, 4, 12, 12), dtype=np.float32)
     images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
-    for key, value in (("m/seed3/trained/layer1", layer1), ("m/original", images), ("m/labels", np.arange(n, dtype=np.uint8))):
-        p = store.prepare(key, value.shape, value.dtype, {})
-        p.array[:] = value
-        store.commit_rows(p, n)
-        store.mark_complete(p)
+    write_complete(store, {"m/seed3/trained/layer1": layer1, "m/original": images,
+                           "m/labels": np.arange(n, dtype=np.uint8)})
     store.annotate("m/original", scale=255.0)
 
     def read(name, **kw):
