@@ -94,6 +94,24 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
     report.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote behind the outliers")
 
+    explore = sub.add_parser("explore", help="the explorer of a run folder: linked, interactive views of every "
+                             "embedding (report/explore.html; the report stage also writes it)")
+    explore.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
+
+    projector = sub.add_parser("projector", help="one embedding as the files TensorBoard's projector loads")
+    projector.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
+    projector.add_argument("--to", type=Path, required=True, help="folder to write the projector's files into")
+    projector.add_argument("--dataset", required=True, help="a data set of the run")
+    projector.add_argument("--method", required=True, help="tsne or umap (one the run embedded with)")
+    projector.add_argument("--seed", type=int, default=None, help="a seed of the run (default: its first)")
+    projector.add_argument("--network", default="trained", choices=("trained", "untrained"),
+                           help="default: trained")
+    projector.add_argument("--representation", default=None,
+                           help="a representation of the run (default: the last analysed layer)")
+    projector.add_argument("--vectors", default="embedding", choices=("embedding", "representation"),
+                           help="the rows of tensors.tsv: the 2-D embedding (default) or the representation it "
+                                "was made from")
+
     metrics = sub.add_parser("metrics", help="class-separation metrics of one embedding (.npy files)")
     metrics.add_argument("embedding", type=Path, help="(N, d) array saved with numpy.save")
     metrics.add_argument("labels", type=Path, help="(N,) integer array saved with numpy.save")
@@ -168,6 +186,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .report import build_report
 
         print(f"report: {build_report(args.out, args.k)}")
+        return 0
+    if args.command == "explore":
+        from .explore import build_explorer
+
+        print(f"explorer: {build_explorer(args.out)}")
+        return 0
+    if args.command == "projector":
+        from .explore import export_projector
+
+        path = export_projector(args.out, args.to, args.dataset, args.method, args.seed, args.network,
+                                args.representation, args.vectors)
+        print(f"projector: {path} (open with: tensorboard --logdir {args.to})")
         return 0
     from .pipeline import run
     from .settings import from_options

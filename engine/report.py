@@ -57,10 +57,11 @@ def _key(*parts) -> str:
 
 
 class FigureCache:
-    """Which figures are drawn and from what; draws the rest with one progress bar."""
+    """Which figures (or other files) are drawn and from what; draws the rest with one progress bar."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, desc: str = "report figures", unit: str = "figure") -> None:
         self.folder = folder
+        self.desc, self.unit = desc, unit
         self.manifest_path = folder / "manifest.json"
         try:
             self.manifest = json.loads(self.manifest_path.read_text())
@@ -76,7 +77,7 @@ class FigureCache:
         self.todo.append((rel, key, draw))
 
     def draw(self) -> int:
-        for rel, key, draw in tqdm(self.todo, desc="report figures", unit="figure", leave=False):
+        for rel, key, draw in tqdm(self.todo, desc=self.desc, unit=self.unit, leave=False):
             files = draw(self.folder / rel)
             self.manifest[rel] = {"key": key, "files": [str(f.relative_to(self.folder)) for f in files]}
             self._save()
@@ -279,6 +280,7 @@ class OutlierSet:
 
     confusion: Confusion
     figures: dict = field(default_factory=dict)  # (a, b) -> (count, rel path)
+    members: dict = field(default_factory=dict)  # (a, b) -> the indices of the points of a voted b
 
 
 def _outliers(run: RunFolder, cache: FigureCache, dataset: str, method: str, seed: int, k: int) -> OutlierSet | None:
@@ -298,12 +300,13 @@ def _outliers(run: RunFolder, cache: FigureCache, dataset: str, method: str, see
     np.add.at(loo, (labels, votes.left_out), 1)
     result = OutlierSet(Confusion(loo, classes))
     fingerprint = run.fingerprint(embedding_key(dataset, seed, "trained", method, last))
+    for a in range(len(classes)):
+        for b in range(len(classes)):
+            wrong = np.flatnonzero((labels == a) & (votes.with_self == b)) if a != b else []
+            if len(wrong):
+                result.members[a, b] = wrong.tolist()
+                result.figures[a, b] = (len(wrong), None)
     if not run.is_image(dataset):
-        for a in range(len(classes)):
-            for b in range(len(classes)):
-                count = int(np.sum((labels == a) & (votes.with_self == b))) if a != b else 0
-                if count:
-                    result.figures[a, b] = (count, None)
         return result
     shape = _images(run, dataset, [0]).shape[1:]
     correct = votes.with_self == labels
@@ -475,6 +478,8 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
             section["methods"].append(part)
         sections.append(section)
     drawn = cache.draw()
+    explorer = _explorer(run)
+    from .explore import explorer_link  # the explorer builds on this module
     findings = check_findings(run.rows, run.depths, confusions, run.preset)
     tables = study_tables(run.rows, run.depths)
     page = {
@@ -494,7 +499,7 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
         "jobs": run.jobs, "job_summary": _job_summary(run.jobs),
         "embedders": _embedder_settings(run),
         "missing": missing, "k": k,
-        "slug": slug,
+        "slug": slug, "explorer": explorer, "explore_link": explorer_link,
     }
     path = report / "index.html"
     tmp = path.with_name("index.html.partial")
@@ -503,6 +508,18 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
     log.info("report: %d figures drawn (%d up to date) in %.1f s", drawn, len(cache.manifest) - drawn,
              time.perf_counter() - started)
     return path
+
+
+def _explorer(run: RunFolder) -> bool:
+    """Build the explorer beside the report; False (with a warning) where it cannot be built."""
+    from .explore import build_explorer  # the explorer builds on this module
+
+    try:
+        build_explorer(run)
+    except MissingDataError as exc:
+        log.warning("no explorer: %s", exc)
+        return False
+    return True
 
 
 def _render(page: dict) -> str:
