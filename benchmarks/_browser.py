@@ -57,7 +57,8 @@ def chrome(width: int = 1600, height: int = 1000) -> Iterator:
 
 def open_explorer(driver, page, fragment: str = "") -> float:
     """Load the explorer page (a path) and wait for its first view; return its time in ms
-    from the start of navigation."""
+    from the start of navigation (a fresh load, even where only the fragment differs)."""
+    driver.get("about:blank")
     driver.get(f"file://{os.fspath(page)}{'#' + fragment if fragment else ''}")
     return driver.execute_async_script("const done = arguments[arguments.length - 1];"
                                        "window.repscope.ready.then(done);")

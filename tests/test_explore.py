@@ -180,6 +180,19 @@ def browser():
         yield driver
 
 
+@pytest.fixture(scope="module", params=["cpu", "gl"])
+def raster(request) -> str:
+    """Both ways the page draws points: rasterised by its script (its choice where WebGL runs in
+    software, as here) and with WebGL's own points (its choice on a GPU)."""
+    return request.param
+
+
+def _open(driver, page: Path, raster: str, fragment: str = "") -> float:
+    first = _browser.open_explorer(driver, page, "&".join(filter(None, [fragment, f"raster={raster}"])))
+    assert driver.execute_script("return window.repscope.state.raster") == raster
+    return first
+
+
 def _panel(driver, i: int) -> dict:
     return driver.execute_script("return window.repscope.panels()")[i]
 
@@ -207,9 +220,9 @@ def _move(driver, x: float, y: float) -> None:
     actions.perform()
 
 
-def test_page_loads_from_file_without_errors_and_draws_every_point(browser, explorer):
+def test_page_loads_from_file_without_errors_and_draws_every_point(browser, raster, explorer):
     page, manifest = explorer
-    first = _browser.open_explorer(browser, page)
+    first = _open(browser, page, raster)
     assert _browser.errors(browser) == []
     panels = browser.execute_script("return window.repscope.panels()")
     assert [(p["network"], p["name"]) for p in panels] == [tuple(x) for x in manifest["datasets"][0]["defaults"]]
@@ -225,11 +238,11 @@ def test_page_loads_from_file_without_errors_and_draws_every_point(browser, expl
     assert browser.execute_script("return window.repscope.pixel(...arguments)", corner[0] + 2, corner[1] + 2)[3] == 0
 
 
-def test_hover_shows_the_example_its_label_image_and_vote(browser, explorer, smoke_run):
+def test_hover_shows_the_example_its_label_image_and_vote(browser, raster, explorer, smoke_run):
     from PIL import Image
 
     page, manifest = explorer
-    _browser.open_explorer(browser, page, "dataset=fashion-mnist&method=umap")
+    _open(browser, page, raster, "dataset=fashion-mnist&method=umap")
     ds = manifest["datasets"][1]
     panel = _panel(browser, 7)  # untrained layer3
     codes = _codes(page, ds, "umap", "untrained", "layer3")
@@ -262,11 +275,11 @@ def test_hover_shows_the_example_its_label_image_and_vote(browser, explorer, smo
     assert _browser.errors(browser) == []
 
 
-def test_a_box_in_one_panel_selects_the_same_examples_in_every_other(browser, explorer):
+def test_a_box_in_one_panel_selects_the_same_examples_in_every_other(browser, raster, explorer):
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
     page, manifest = explorer
-    _browser.open_explorer(browser, page)
+    _open(browser, page, raster)
     ds = manifest["datasets"][0]
     browser.find_element("css selector", '.modes button[data-mode="box"]').click()
     source = _panel(browser, 1)  # trained layer1/all
@@ -299,9 +312,9 @@ def test_a_box_in_one_panel_selects_the_same_examples_in_every_other(browser, ex
     assert _browser.errors(browser) == []
 
 
-def test_a_class_toggle_hides_its_points_everywhere(browser, explorer, smoke_run):
+def test_a_class_toggle_hides_its_points_everywhere(browser, raster, explorer, smoke_run):
     page, manifest = explorer
-    _browser.open_explorer(browser, page)
+    _open(browser, page, raster)
     ds = manifest["datasets"][0]
     labels = np.asarray(RunStore(smoke_run / "store.zarr").labels("mnist"))
     browser.find_element("css selector", '#legend button[data-class="3"]').click()
@@ -321,9 +334,9 @@ def test_a_class_toggle_hides_its_points_everywhere(browser, explorer, smoke_run
     assert browser.execute_script("return window.repscope.pixel(...arguments)", *xy[threes[0]])[3] > 150
 
 
-def test_selection_by_index_by_link_and_from_the_report_s_outliers(browser, explorer, smoke_run):
+def test_selection_by_index_by_link_and_from_the_report_s_outliers(browser, raster, explorer, smoke_run):
     page, _ = explorer
-    _browser.open_explorer(browser, page)
+    _open(browser, page, raster)
     field = browser.find_element("id", "indices")
     field.send_keys("3, 5-7 #12\n")
     assert browser.execute_script("return window.repscope.selection()") == [3, 5, 6, 7, 12]
@@ -337,7 +350,7 @@ def test_selection_by_index_by_link_and_from_the_report_s_outliers(browser, expl
                        report)
     assert links
     fragment = links[0].replace("&amp;", "&").split("#", 1)[1]
-    _browser.open_explorer(browser, page, fragment)
+    _open(browser, page, raster, fragment)
     wanted = [int(i) for i in fragment.split("select=")[1].split(",")]
     assert browser.execute_script("return window.repscope.selection()") == wanted
     assert browser.find_element("id", "dataset").get_attribute("value") == "fashion-mnist"

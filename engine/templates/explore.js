@@ -3,8 +3,16 @@
 // Data arrive as scripts that call repscope.put(id, meta, base64) (a page opened from
 // file:// may add <script> elements but may not fetch files). One canvas covers the
 // window and each panel is drawn into its own rectangle of it, so any number of panels
-// share one WebGL context. All panels of a data set share the colour, selection and
-// draw-order buffers: a selection is one upload, whatever the number of panels.
+// share one WebGL context. Each panel keeps its points rendered in a texture (its
+// layer), redrawn only when its view, the point size or the classes shown change; a
+// selection or a hover redraws a panel as its layer (faded while a selection stands),
+// the selected points on top and the hovered one ringed, so it costs the selected
+// points, not all N, in every panel. Everything is drawn with premultiplied alpha.
+// Where WebGL itself runs in software (SwiftShader, llvmpipe: no GPU, or a headless
+// browser), drawing a point costs about a microsecond, so the points of layers and
+// selections are rasterised by this script instead (the same discs, a few pixels each,
+// about 50 times faster there) and WebGL composites them; `#raster=gl` or `#raster=cpu`
+// in the address chooses either.
 (function () {
   'use strict';
 
@@ -61,14 +69,13 @@
   const canvas = $('gl');
   const gl = canvas.getContext('webgl', { antialias: false, preserveDrawingBuffer: true, premultipliedAlpha: false });
   const VERTEX = `
-    attribute vec2 a_pos; attribute vec4 a_color; attribute float a_sel;
-    uniform vec3 u_view; uniform float u_size; uniform float u_dim;
+    attribute vec2 a_pos; attribute vec4 a_color;
+    uniform vec3 u_view; uniform float u_size;
     varying vec4 v_color;
     void main() {
       gl_Position = vec4((a_pos - u_view.xy) * u_view.z, 0.0, 1.0);
-      bool faded = u_dim > 0.5 && a_sel < 0.5;
-      gl_PointSize = faded ? max(1.0, u_size * 0.8) : u_size;
-      v_color = faded ? vec4(mix(a_color.rgb, vec3(0.8), 0.8), 0.55) : vec4(a_color.rgb, 0.9);
+      gl_PointSize = u_size;
+      v_color = vec4(a_color.rgb * 0.9, 0.9);
     }`;
   const FRAGMENT = `
     precision mediump float;
@@ -78,6 +85,16 @@
       float r = dot(d, d);
       if (r > 0.25 || (u_ring > 0.5 && r < 0.1)) discard;
       gl_FragColor = v_color;
+    }`;
+  const QUAD_VERTEX = `
+    attribute vec2 a_quad; varying vec2 v_uv;
+    void main() { v_uv = a_quad * 0.5 + 0.5; gl_Position = vec4(a_quad, 0.0, 1.0); }`;
+  const QUAD_FRAGMENT = `
+    precision mediump float;
+    varying vec2 v_uv; uniform sampler2D u_layer; uniform float u_fade;
+    void main() {
+      vec4 t = texture2D(u_layer, v_uv);
+      gl_FragColor = u_fade > 0.5 ? vec4(mix(t.rgb, vec3(0.8) * t.a, 0.8), t.a) * 0.45 : t;
     }`;
 
   function program(vs, fs) {
@@ -94,16 +111,22 @@
     return p;
   }
 
-  let prog = null;
+  let points = null, quad = null, quadBuffer = null;
   const loc = {};
   if (gl) {
     gl.getExtension('OES_element_index_uint');
-    prog = program(VERTEX, FRAGMENT);
-    for (const a of ['a_pos', 'a_color', 'a_sel']) loc[a] = gl.getAttribLocation(prog, a);
-    for (const u of ['u_view', 'u_size', 'u_dim', 'u_ring']) loc[u] = gl.getUniformLocation(prog, u);
-    gl.useProgram(prog);
+    points = program(VERTEX, FRAGMENT);
+    quad = program(QUAD_VERTEX, QUAD_FRAGMENT);
+    for (const a of ['a_pos', 'a_color']) loc[a] = gl.getAttribLocation(points, a);
+    for (const u of ['u_view', 'u_size', 'u_ring']) loc[u] = gl.getUniformLocation(points, u);
+    loc.a_quad = gl.getAttribLocation(quad, 'a_quad');
+    loc.u_layer = gl.getUniformLocation(quad, 'u_layer');
+    loc.u_fade = gl.getUniformLocation(quad, 'u_fade');
+    quadBuffer = gl.createBuffer();
+    gl.bindBuffer(gl.ARRAY_BUFFER, quadBuffer);
+    gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
     gl.enable(gl.BLEND);
-    gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
+    gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);
   }
 
   // ------------------------------------------------------------------ state
@@ -115,17 +138,20 @@
     selected: null,      // Uint8Array(N): 1 where selected
     selCount: 0,
     hidden: [],          // per class
-    order: null,         // Uint32Array: draw order (visible unselected, then visible selected)
+    version: 0,          // bumped when the classes shown change: every layer is redrawn
+    order: null,         // Uint32Array: draw order of the visible points
     visible: 0,
+    chosenOrder: null,   // Uint32Array: draw order of the visible selected points
+    chosenVisible: 0,
     perm: null,          // fixed shuffled order, so no class hides under another
-    buffers: null,       // {color, sel, index}
+    buffers: null,       // {color, order, chosen}
     panels: [],
     chosen: null,        // [[network, name], ...]
     mode: 'pan',
     size: 3,
     hover: null,         // {panel, index}
   };
-  const timings = { firstView: null, lastSelect: null };
+  const timings = { script: performance.now(), loaded: null, firstView: null, lastSelect: null };
   let measuring = false;
   let readyResolve;
   const ready = new Promise((resolve) => { readyResolve = resolve; });
@@ -164,6 +190,7 @@
     state.selCount = 0;
     state.hidden = entry.classes.map(() => false);
     state.order = new Uint32Array(n);
+    state.chosenOrder = new Uint32Array(n);
     const rand = mulberry32(0);
     state.perm = new Uint32Array(n);
     for (let i = 0; i < n; i++) state.perm[i] = i;
@@ -171,20 +198,21 @@
       const j = Math.floor(rand() * (i + 1));
       const t = state.perm[i]; state.perm[i] = state.perm[j]; state.perm[j] = t;
     }
-    state.size = Math.max(1.5, Math.min(6, 1200 / Math.sqrt(n)));
+    state.size = Math.max(1.5, Math.min(6, 600 / Math.sqrt(n)));
     $('size').value = state.size;
     if (gl) {
       if (state.buffers) for (const b of Object.values(state.buffers)) gl.deleteBuffer(b);
       const colours = classColours(entry.classes.length).map(rgb);
       const rgba = new Uint8Array(4 * n);
       for (let i = 0; i < n; i++) rgba.set(colours[state.labels[i]] || [0, 0, 0, 255], 4 * i);
-      state.buffers = { color: gl.createBuffer(), sel: gl.createBuffer(), index: gl.createBuffer() };
+      state.buffers = { color: gl.createBuffer(), order: gl.createBuffer(), chosen: gl.createBuffer() };
       gl.bindBuffer(gl.ARRAY_BUFFER, state.buffers.color);
       gl.bufferData(gl.ARRAY_BUFFER, rgba, gl.STATIC_DRAW);
-      gl.bindBuffer(gl.ARRAY_BUFFER, state.buffers.sel);
-      gl.bufferData(gl.ARRAY_BUFFER, state.selected, gl.DYNAMIC_DRAW);
-      gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, state.buffers.index);
-      gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, state.order.byteLength, gl.DYNAMIC_DRAW);
+      state.rgba = rgba;
+      for (const b of [state.buffers.order, state.buffers.chosen]) {
+        gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, b);
+        gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, state.order.byteLength, gl.DYNAMIC_DRAW);
+      }
     }
     state.colours = classColours(entry.classes.length);
     rebuildOrder();
@@ -192,22 +220,29 @@
     drawSelection();
   }
 
-  function rebuildOrder() {
-    const { perm, labels, selected, hidden, order } = state;
+  function upload(buffer, indices) {
+    if (!gl) return;
+    gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, buffer);
+    gl.bufferSubData(gl.ELEMENT_ARRAY_BUFFER, 0, indices);
+  }
+
+  function rebuildOrder() {  // the classes shown changed: every layer is redrawn
+    const { perm, labels, hidden, order } = state;
     let k = 0;
-    for (let pass = 0; pass < 2; pass++) {
-      for (let j = 0; j < perm.length; j++) {
-        const i = perm[j];
-        if (selected[i] === pass && !hidden[labels[i]]) order[k++] = i;
-      }
-    }
+    for (let j = 0; j < perm.length; j++) if (!hidden[labels[perm[j]]]) order[k++] = perm[j];
     state.visible = k;
-    if (gl) {
-      gl.bindBuffer(gl.ARRAY_BUFFER, state.buffers.sel);
-      gl.bufferSubData(gl.ARRAY_BUFFER, 0, selected);
-      gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, state.buffers.index);
-      gl.bufferSubData(gl.ELEMENT_ARRAY_BUFFER, 0, order.subarray(0, k));
-    }
+    state.version++;
+    upload(state.buffers && state.buffers.order, order.subarray(0, k));
+    rebuildChosen();
+  }
+
+  function rebuildChosen() {  // the selection changed: only the selected points are drawn again
+    const { order, selected, chosenOrder } = state;
+    let k = 0;
+    for (let j = 0; j < state.visible; j++) if (selected[order[j]]) chosenOrder[k++] = order[j];
+    state.chosenVisible = k;
+    state.selVersion = (state.selVersion || 0) + 1;
+    upload(state.buffers && state.buffers.chosen, chosenOrder.subarray(0, k));
   }
 
   // ------------------------------------------------------------------ panels
@@ -215,7 +250,7 @@
   function makePanels() {
     const ds = state.ds;
     const box = $('panels');
-    for (const p of state.panels) if (p.buffer && gl) gl.deleteBuffer(p.buffer);
+    for (const p of state.panels) release(p);
     box.textContent = '';
     state.panels = [];
     state.hover = null;
@@ -230,7 +265,7 @@
       grid.style.setProperty('--cols', cols);
       for (const [, name] of members) {
         const info = ds.embeddings[embeddingKey(network, name)];
-        const panel = { id: state.panels.length, network, name, info, data: null, buffer: null,
+        const panel = { id: state.panels.length, network, name, info, data: null, buffer: null, layer: null,
           view: { cx: 0.5, cy: 0.5, z: 1 }, drawn: 0 };
         const el = document.createElement('div');
         el.className = 'panel';
@@ -251,14 +286,25 @@
       box.appendChild(section);
     }
     setMode(state.mode);
-    return Promise.all(state.panels.map(loadPanel));
+    state.opening = true;
+    return Promise.all(state.panels.map(loadPanel)).finally(() => { state.opening = false; });
+  }
+
+  function holderKey(network, name) {  // the input is stored once, under the trained network
+    return embeddingKey(name === 'original' ? 'trained' : network, name);
+  }
+
+  function prefetch(ds, panels) {  // start reading a view's files at once, beside its labels
+    for (const [network, name] of panels) {
+      const info = ds.embeddings[holderKey(network, name)];
+      if (info) load(ds.name + '/' + holderKey(network, name), info.file).catch(() => null);
+    }
   }
 
   async function loadPanel(panel) {
     if (!panel.info) return;
     const ds = state.ds;
-    const holder = panel.name === 'original' ? 'trained' : panel.network;  // the input is stored once
-    const id = ds.name + '/' + embeddingKey(holder, panel.name);
+    const id = ds.name + '/' + holderKey(panel.network, panel.name);
     const item = await load(id, panel.info.file).catch((err) => { status(err.message, 'load'); return null; });
     if (!item || !state.panels.includes(panel)) return;
     const b = item.bytes;
@@ -271,7 +317,7 @@
     }
     panel.data = true;
     panel.msg.textContent = '';
-    scheduleRender();
+    if (!state.opening) scheduleRender();  // while a view opens, one frame when all its panels are in
   }
 
   // ------------------------------------------------------------------ drawing
@@ -281,56 +327,197 @@
 
   function viewScale(panel) { return 2 * 0.94 * panel.view.z; }
 
-  function render() {
-    frame = 0;
-    if (!gl || !state.buffers) return;
-    const dpr = window.devicePixelRatio || 1;
-    const width = Math.round(window.innerWidth * dpr), height = Math.round(window.innerHeight * dpr);
-    if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
-    gl.disable(gl.SCISSOR_TEST);
-    gl.clearColor(0, 0, 0, 0);
-    gl.clear(gl.COLOR_BUFFER_BIT);
-    gl.enable(gl.SCISSOR_TEST);
+  function release(panel) {
+    if (!gl) return;
+    if (panel.buffer) gl.deleteBuffer(panel.buffer);
+    if (panel.layer) { gl.deleteTexture(panel.layer.texture); if (panel.layer.fbo) gl.deleteFramebuffer(panel.layer.fbo); }
+    if (panel.chosen) gl.deleteTexture(panel.chosen.texture);
+    panel.buffer = panel.layer = panel.chosen = null;
+  }
+
+  function usePoints(panel, size) {
+    gl.useProgram(points);
+    gl.disableVertexAttribArray(loc.a_quad);
     gl.bindBuffer(gl.ARRAY_BUFFER, state.buffers.color);
     gl.enableVertexAttribArray(loc.a_color);
     gl.vertexAttribPointer(loc.a_color, 4, gl.UNSIGNED_BYTE, true, 0, 0);
-    gl.bindBuffer(gl.ARRAY_BUFFER, state.buffers.sel);
-    gl.enableVertexAttribArray(loc.a_sel);
-    gl.vertexAttribPointer(loc.a_sel, 1, gl.UNSIGNED_BYTE, false, 0, 0);
-    gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, state.buffers.index);
+    gl.bindBuffer(gl.ARRAY_BUFFER, panel.buffer);
     gl.enableVertexAttribArray(loc.a_pos);
-    gl.uniform1f(loc.u_dim, state.selCount > 0 ? 1 : 0);
-    for (const panel of state.panels) {
+    gl.vertexAttribPointer(loc.a_pos, 2, gl.UNSIGNED_SHORT, true, 0, 0);
+    gl.uniform3f(loc.u_view, panel.view.cx, panel.view.cy, viewScale(panel));
+    gl.uniform1f(loc.u_size, size);
+    gl.uniform1f(loc.u_ring, 0);
+  }
+
+  function stamp(radius) {  // pixel offsets of a disc of this radius around a pixel centre
+    const out = [], r = Math.max(0.5, radius), m = Math.ceil(r);
+    for (let dy = -m; dy <= m; dy++) for (let dx = -m; dx <= m; dx++) if (dx * dx + dy * dy <= r * r) out.push(dx, dy);
+    return out;
+  }
+
+  function rasterise(panel, indices, count, w, h, dpr) {  // premultiplied RGBA rows, bottom row first
+    const image = new Uint8Array(w * h * 4);
+    const offsets = stamp(state.size * dpr / 2), s = viewScale(panel), codes = panel.codes, rgba = state.rgba;
+    const { cx, cy } = panel.view;
+    for (let k = 0; k < count; k++) {
+      const i = indices[k];
+      const x = Math.floor(((codes[2 * i] / QUANT - cx) * s + 1) / 2 * w);
+      const y = Math.floor(((codes[2 * i + 1] / QUANT - cy) * s + 1) / 2 * h);
+      const r = rgba[4 * i] * 0.9, g = rgba[4 * i + 1] * 0.9, b = rgba[4 * i + 2] * 0.9;
+      for (let j = 0; j < offsets.length; j += 2) {
+        const xx = x + offsets[j], yy = y + offsets[j + 1];
+        if (xx < 0 || yy < 0 || xx >= w || yy >= h) continue;
+        const o = (yy * w + xx) * 4;
+        image[o] = r + image[o] * 0.1; image[o + 1] = g + image[o + 1] * 0.1;
+        image[o + 2] = b + image[o + 2] * 0.1; image[o + 3] = 229.5 + image[o + 3] * 0.1;
+      }
+    }
+    return image;
+  }
+
+  function texture(w, h, pixels) {
+    const t = gl.createTexture();
+    gl.bindTexture(gl.TEXTURE_2D, t);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, w, h, 0, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+    for (const [k, v] of [[gl.TEXTURE_MIN_FILTER, gl.NEAREST], [gl.TEXTURE_MAG_FILTER, gl.NEAREST],
+      [gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE], [gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE]]) gl.texParameteri(gl.TEXTURE_2D, k, v);
+    return t;
+  }
+
+  function chosenLayer(panel, w, h, dpr) {  // the selected points in a texture (software rendering)
+    const key = [panel.view.cx, panel.view.cy, panel.view.z, state.size, dpr, w, h, state.version, state.selVersion].join();
+    if (panel.chosen && panel.chosen.key === key) return panel.chosen;
+    if (panel.chosen) gl.deleteTexture(panel.chosen.texture);
+    const pixels = rasterise(panel, state.chosenOrder, state.chosenVisible, w, h, dpr);
+    panel.chosen = { key, texture: texture(w, h, pixels) };
+    return panel.chosen;
+  }
+
+  function drawTexture(t, fade) {  // a layer over the whole viewport, faded or not
+    gl.useProgram(quad);
+    gl.disableVertexAttribArray(loc.a_pos);
+    gl.disableVertexAttribArray(loc.a_color);
+    gl.bindBuffer(gl.ARRAY_BUFFER, quadBuffer);
+    gl.enableVertexAttribArray(loc.a_quad);
+    gl.vertexAttribPointer(loc.a_quad, 2, gl.FLOAT, false, 0, 0);
+    gl.bindTexture(gl.TEXTURE_2D, t);
+    gl.uniform1i(loc.u_layer, 0);
+    gl.uniform1f(loc.u_fade, fade);
+    gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+  }
+
+  function layerOf(panel, w, h, dpr) {  // the panel's points in a texture, redrawn only when stale
+    const key = [panel.view.cx, panel.view.cy, panel.view.z, state.size, dpr, w, h, state.version].join();
+    let layer = panel.layer;
+    if (layer && layer.key === key) return layer;
+    if (state.raster === 'cpu') {
+      if (layer) { gl.deleteTexture(layer.texture); if (layer.fbo) gl.deleteFramebuffer(layer.fbo); }
+      const pixels = rasterise(panel, state.order, state.visible, w, h, dpr);
+      panel.layer = { w, h, key, texture: texture(w, h, pixels), fbo: null, drawn: state.visible };
+      return panel.layer;
+    }
+    if (!layer || layer.w !== w || layer.h !== h) {
+      if (layer) { gl.deleteTexture(layer.texture); gl.deleteFramebuffer(layer.fbo); }
+      layer = panel.layer = { w, h, texture: texture(w, h, null), fbo: gl.createFramebuffer(), key: null };
+      gl.bindFramebuffer(gl.FRAMEBUFFER, layer.fbo);
+      gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, layer.texture, 0);
+    }
+    gl.bindFramebuffer(gl.FRAMEBUFFER, layer.fbo);
+    gl.disable(gl.SCISSOR_TEST);
+    gl.viewport(0, 0, w, h);
+    gl.clearColor(0, 0, 0, 0);
+    gl.clear(gl.COLOR_BUFFER_BIT);
+    usePoints(panel, state.size * dpr);
+    gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, state.buffers.order);
+    gl.drawElements(gl.POINTS, state.visible, gl.UNSIGNED_INT, 0);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+    layer.key = key;
+    layer.drawn = state.visible;
+    return layer;
+  }
+
+  function render() {
+    frame = 0;
+    if (!gl || !state.buffers) return;
+    const t0 = performance.now();
+    const dpr = window.devicePixelRatio || 1;
+    const width = Math.round(window.innerWidth * dpr), height = Math.round(window.innerHeight * dpr);
+    if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
+    const fade = state.selCount > 0 ? 1 : 0;
+    const shown = [];
+    for (const panel of state.panels) {  // layers first: they switch the framebuffer
       panel.drawn = 0;
       const r = panel.plot.getBoundingClientRect();
       if (!panel.data || r.bottom < 0 || r.top > window.innerHeight || r.right < 0 || r.left > window.innerWidth) continue;
       const x = Math.round(r.left * dpr), y = Math.round(height - r.bottom * dpr);
       const w = Math.round(r.width * dpr), h = Math.round(r.height * dpr);
+      if (w < 1 || h < 1) continue;
+      const layer = layerOf(panel, w, h, dpr);
+      shown.push([panel, x, y, w, h, layer, state.raster === 'cpu' && state.chosenVisible ? chosenLayer(panel, w, h, dpr) : null]);
+    }
+    gl.disable(gl.SCISSOR_TEST);
+    gl.viewport(0, 0, width, height);
+    gl.clearColor(0, 0, 0, 0);
+    gl.clear(gl.COLOR_BUFFER_BIT);
+    gl.enable(gl.SCISSOR_TEST);
+    for (const [panel, x, y, w, h, layer, chosen] of shown) {
       gl.viewport(x, y, w, h);
       gl.scissor(Math.max(0, x), Math.max(0, y), w, h);
-      gl.bindBuffer(gl.ARRAY_BUFFER, panel.buffer);
-      gl.vertexAttribPointer(loc.a_pos, 2, gl.UNSIGNED_SHORT, true, 0, 0);
-      gl.uniform3f(loc.u_view, panel.view.cx, panel.view.cy, viewScale(panel));
-      gl.uniform1f(loc.u_size, state.size * dpr);
-      gl.uniform1f(loc.u_ring, 0);
-      gl.drawElements(gl.POINTS, state.visible, gl.UNSIGNED_INT, 0);
-      panel.drawn = state.visible;
+      drawTexture(layer.texture, fade);
+      if (chosen) {  // the selected examples, in full colour on top
+        drawTexture(chosen.texture, 0);
+      }
+      usePoints(panel, state.size * dpr);
+      if (state.chosenVisible && !chosen) {
+        gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, state.buffers.chosen);
+        gl.drawElements(gl.POINTS, state.chosenVisible, gl.UNSIGNED_INT, 0);
+      }
       if (state.hover) {  // the hovered example, ringed in every panel
         gl.disableVertexAttribArray(loc.a_color);
         gl.vertexAttrib4f(loc.a_color, 0.05, 0.05, 0.05, 1);
         gl.uniform1f(loc.u_size, Math.max(9, state.size * 3) * dpr);
         gl.uniform1f(loc.u_ring, 1);
-        gl.uniform1f(loc.u_dim, 0);
         gl.drawArrays(gl.POINTS, state.hover.index, 1);
-        gl.enableVertexAttribArray(loc.a_color);
-        gl.uniform1f(loc.u_dim, state.selCount > 0 ? 1 : 0);
       }
+      panel.drawn = layer.drawn;
     }
-    if (measuring) gl.finish();
+    if (measuring || timings.firstView === null) {  // wait for the pixels themselves (gl.finish may not)
+      gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
+    }
     if (timings.firstView === null && state.panels.length && state.panels.every((p) => p.data || !p.info)) {
+      timings.loaded = timings.loaded || t0;
       timings.firstView = performance.now();
       readyResolve(timings.firstView);
     }
+  }
+
+  function warmUp() {  // compile every pipeline once (software renderers compile at first draw) while data load
+    const t0 = performance.now();
+    const probe = { id: -1, view: { cx: 0.5, cy: 0.5, z: 1 }, buffer: gl.createBuffer() };
+    gl.bindBuffer(gl.ARRAY_BUFFER, probe.buffer);
+    gl.bufferData(gl.ARRAY_BUFFER, new Uint16Array([32768, 32768]), gl.STATIC_DRAW);
+    const saved = state.buffers;
+    state.buffers = { color: gl.createBuffer(), order: gl.createBuffer() };
+    gl.bindBuffer(gl.ARRAY_BUFFER, state.buffers.color);
+    gl.bufferData(gl.ARRAY_BUFFER, new Uint8Array([0, 0, 0, 0]), gl.STATIC_DRAW);
+    gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, state.buffers.order);
+    gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, new Uint32Array([0]), gl.STATIC_DRAW);
+    const visible = state.visible;
+    state.visible = 1;
+    const layer = state.raster === 'cpu' ? { texture: texture(2, 2, null), fbo: null } : layerOf(probe, 2, 2, 1);
+    gl.viewport(0, 0, 2, 2);
+    drawTexture(layer.texture, 1);
+    usePoints(probe, 1);
+    gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, state.buffers.order);
+    gl.drawElements(gl.POINTS, 1, gl.UNSIGNED_INT, 0);
+    gl.clear(gl.COLOR_BUFFER_BIT);
+    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
+    gl.deleteTexture(layer.texture);
+    if (layer.fbo) gl.deleteFramebuffer(layer.fbo);
+    for (const b of [probe.buffer, state.buffers.color, state.buffers.order]) gl.deleteBuffer(b);
+    state.buffers = saved;
+    state.visible = visible;
+    timings.warmUp = performance.now() - t0;
   }
 
   // ------------------------------------------------------------------ geometry
@@ -419,7 +606,7 @@
       if (i >= 0 && i < state.ds.n && !state.selected[i]) { state.selected[i] = 1; count++; }
     }
     state.selCount = count;
-    rebuildOrder();
+    rebuildChosen();
     render();
     const t1 = performance.now();
     drawSelection();
@@ -672,12 +859,13 @@
   async function show(datasetName, method, seed, keepSelection) {
     const ds = manifest.datasets.find((d) => d.name === datasetName) || manifest.datasets[0];
     const changed = ds !== state.ds;
+    state.method = ds.methods.includes(method) ? method : ds.methods[0];
+    state.seed = ds.seeds.map(String).includes(String(seed)) ? +seed : ds.seeds[0];
     if (changed) {
+      prefetch(ds, ds.defaults);
       await openDataset(ds);
       state.chosen = ds.defaults.slice();
     }
-    state.method = ds.methods.includes(method) ? method : ds.methods[0];
-    state.seed = ds.seeds.map(String).includes(String(seed)) ? +seed : ds.seeds[0];
     fillSelect('dataset', manifest.datasets.map((d) => d.name), ds.name);
     fillSelect('method', ds.methods, state.method);
     fillSelect('seed', ds.seeds, state.seed);
@@ -748,11 +936,20 @@
     show,
   };
 
+  if (gl) {
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    state.renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    const asked = readHash().raster;
+    state.raster = asked === 'gl' || asked === 'cpu' ? asked
+      : /swiftshader|llvmpipe|softpipe|software/i.test(state.renderer) ? 'cpu' : 'gl';
+  }
   if (!gl) {
     status('this browser gives no WebGL context; the explorer needs WebGL', 'load');
   } else if (!manifest.datasets.length) {
     status('this run has no embeddings to explore', 'load');
   } else {
-    applyHash().catch((err) => status(err.message, 'load'));
+    const opening = applyHash();
+    warmUp();
+    opening.catch((err) => status(err.message, 'load'));
   }
 })();
