@@ -40,18 +40,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import _browser  # noqa: E402
 from benchmarks._common import RESULTS, machine, timestamp  # noqa: E402
 
-CLASSES = [str(c) for c in range(10)]
 LAYERS = ("layer1", "layer2", "layer3")
 
 
-def synthetic_run(folder: Path, n: int, seed: int = 0) -> Path:
-    """A run folder the report and explorer read: labels, images, and the 2-D embeddings of
-    ``original`` and three whole layers for both networks, with one row of metrics each."""
+def synthetic_run(folder: Path, n: int, seed: int = 0, classes: list[str] | None = None, image: bool = True,
+                  dead: bool = False) -> Path:
+    """A run folder the report and explorer read: labels, 28 x 28 images, and the 2-D
+    embeddings of ``original`` and three whole layers for both networks (UMAP, seed 42),
+    with one row of metrics each. ``classes`` names the classes (default: the ten digits);
+    ``image=False`` records the examples as not images; ``dead`` makes the trained
+    network's last layer a dead one (every point in one place, as for a constant input)."""
     from repscope.engine.runinfo import update_run_config
     from repscope.store import RunStore, build_representations, embedding_key, labels_key, original_key
 
+    classes = classes or [str(c) for c in range(10)]
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n).astype(np.uint8)
+    labels = rng.integers(0, len(classes), n).astype(np.uint8 if len(classes) < 256 else np.uint16)
     store = RunStore(folder / "store.zarr")
     reps = build_representations(784, [(layer, "whole", (64,), None) for layer in LAYERS])
     images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
@@ -66,22 +70,22 @@ def synthetic_run(folder: Path, n: int, seed: int = 0) -> Path:
 
     write(labels_key("mnist"), labels)
     write(original_key("mnist"), images, scale=255.0)
-    rows = []
     for network in ("trained", "untrained"):
         for depth, rep in enumerate(reps):
             if rep.name == "original" and network == "untrained":
                 continue
-            centres = rng.normal(size=(10, 2)) * (10 if network == "trained" else 2) * (depth + 1)
+            centres = rng.normal(size=(len(classes), 2)) * (10 if network == "trained" else 2) * (depth + 1)
             points = (centres[labels] + rng.normal(size=(n, 2))).astype(np.float32)
-            write(embedding_key("mnist", 42, network, "umap", rep.name), points)
-    for network in ("trained", "untrained"):
-        for rep in reps:
-            rows.append(f"mnist,42,{network},umap,embedding,{rep.name},True,{n},10" + ",0" * 7)
+            constant = dead and network == "trained" and rep.name == LAYERS[-1]
+            write(embedding_key("mnist", 42, network, "umap", rep.name), np.zeros_like(points) if constant else points,
+                  **({"constant_input": True} if constant else {}))
+    rows = [f"mnist,42,{network},umap,embedding,{rep.name},True,{n},10" + ",0" * 7
+            for network in ("trained", "untrained") for rep in reps]
     header = "dataset,seed,network,method,space,representation,in_study,n,k,avg,ds,dd,cs,cd,acc_knn,acc_knn_loo"
     (folder / "metrics.csv").write_text("\n".join([header, *rows]) + "\n")
     update_run_config(folder, {
         "settings": {"datasets": ["mnist"], "methods": ["umap"], "seeds": [42], "n": n},
-        "data": {"mnist": {"classes": CLASSES, "example_shape": [28, 28], "image": True}},
+        "data": {"mnist": {"classes": classes, "example_shape": [28, 28], "image": image}},
         "representations": {"mnist": [r.record() for r in reps]},
     })
     return folder

@@ -62,3 +62,23 @@ def test_parity_table_marks_a_miss():
     row = text.splitlines()[2]
     assert row.startswith("| digits | torchdr-tsne@cpu | 2 | 2.0 | 0.500 ± 0.000")
     assert "+0.200 (±0.030) ✗" in row and row.endswith("| 5/6 |")
+
+
+def test_explorer_benchmark_records_both_ways_of_drawing(tmp_path):
+    import json
+    import os
+
+    from benchmarks import _browser
+
+    if _browser.binaries() is None and os.environ.get("REPSCOPE_BROWSER") != "required":
+        pytest.skip("no Chromium or ChromeDriver (apt-get install chromium chromium-driver)")
+    out = tmp_path / "explorer.json"
+    proc = _script("explorer.py", "--n", "3000", "--repeat", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads(out.read_text())
+    assert record["n"] == 3000 and record["panels"] == 8
+    for raster in ("cpu", "gl"):
+        result = record[raster]
+        assert 0 < result["first_view_ms"]["median"] < 60_000 and len(result["first_view_ms"]["runs"]) == 1
+        sizes = [points for points, _ in result["selection"]["total_ms_by_points_selected"]]
+        assert 0 < min(sizes) and max(sizes) <= 3000 and set(result["met"]) == {"first_view", "update"}

@@ -236,6 +236,22 @@ def test_page_loads_from_file_without_errors_and_draws_every_point(browser, rast
     assert browser.execute_script("return window.repscope.pixel(...arguments)", *xy[i])[3] > 150  # drawn there
     corner = panels[3]["rect"]
     assert browser.execute_script("return window.repscope.pixel(...arguments)", corner[0] + 2, corner[1] + 2)[3] == 0
+    # only the first view's files are read (7 embeddings, the input shared, and the labels); any other on demand
+    scripts = "return [...document.querySelectorAll('head script')].map(e => e.getAttribute('src'))"
+    assert len(browser.execute_script(scripts)) == 8
+    browser.find_element("css selector", "#chooser summary").click()
+    boxes = browser.find_elements("css selector", "#panel-table input")
+    assert len(boxes) == 24 + 24  # every representation of either network
+    boxes[2 * 9].click()  # layer2/filter5 of the trained network
+    browser.find_element("css selector", "#chooser summary").click()
+    browser.execute_async_script("const done = arguments[0]; (function wait() {"
+                                 "if (window.repscope.panels().every(p => p.loaded)) done(); else setTimeout(wait, 20); })();")
+    browser.execute_script("window.repscope.render()")
+    panels = browser.execute_script("return window.repscope.panels()")
+    assert ("trained", "layer2/filter5") in [(p["network"], p["name"]) for p in panels] and len(panels) == 9
+    assert all(p["drawn"] == N for p in panels)
+    assert browser.execute_script(scripts)[-1] == ds["embeddings"]["tsne/42/trained/layer2/filter5"]["file"]
+    assert _browser.errors(browser) == []
 
 
 def test_hover_shows_the_example_its_label_image_and_vote(browser, raster, explorer, smoke_run):
@@ -332,6 +348,35 @@ def test_a_class_toggle_hides_its_points_everywhere(browser, raster, explorer, s
     _move(browser, 5, 5)
     assert browser.execute_script("return window.repscope.panels()")[0]["drawn"] == N
     assert browser.execute_script("return window.repscope.pixel(...arguments)", *xy[threes[0]])[3] > 150
+
+
+@pytest.mark.parametrize("n, classes, image", [(1, 10, False), (2, 300, True)])
+def test_runs_of_one_or_two_points_many_classes_odd_names_and_no_images(browser, raster, tmp_path, n, classes, image):
+    from benchmarks.explorer import synthetic_run
+    from repscope.engine.explore import build_explorer
+
+    names = ['<b>x</b> & "y"', *[f"class {k}" for k in range(1, classes)]]
+    page = build_explorer(synthetic_run(tmp_path / "run", n, classes=names, image=image, dead=True))
+    _open(browser, page, raster)
+    assert _browser.errors(browser) == []
+    panels = browser.execute_script("return window.repscope.panels()")
+    assert len(panels) == 8 and all(p["drawn"] == n for p in panels)
+    assert "dead: one point" in browser.find_elements("css selector", ".panel h3")[3].text  # trained layer3
+    legend = browser.find_elements("css selector", "#legend .name")
+    assert len(legend) == classes and legend[0].text == names[0]  # shown as text, not markup
+    labels = browser.execute_script("return Array.from(window.repscope.state.labels)")
+    x, y = browser.execute_script("return window.repscope.screenPosition(0, 0)")
+    _move(browser, x, y)
+    tip = browser.find_element("id", "tooltip")
+    assert int(tip.get_attribute("data-index")) == 0 and int(tip.get_attribute("data-label")) == labels[0]
+    assert names[labels[0]] in tip.text
+    assert bool(tip.find_elements("css selector", ".thumb")) == image
+    vote = "10-NN vote: " + (f"{names[labels[1]]} (1 of 1)" if n == 2 else "none (no other point)")
+    assert vote in tip.text
+    _move(browser, 5, 5)
+    browser.execute_script("window.repscope.select([0])")
+    assert browser.execute_script("return window.repscope.selection()") == [0]
+    assert _browser.errors(browser) == []
 
 
 def test_selection_by_index_by_link_and_from_the_report_s_outliers(browser, raster, explorer, smoke_run):

@@ -718,8 +718,8 @@
     const line = (html) => { const d = document.createElement('div'); d.innerHTML = html; tip.appendChild(d); return d; };
     const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
     line('<strong>#' + index + '</strong> &middot; label ' + label + ': <strong class="class-name">' + esc(ds.classes[label]) + '</strong>');
-    line(K + '-NN vote: ' + esc(ds.classes[v.label]) + ' (' + v.count + ' of ' + v.of + ')'
-      + (v.label === label ? '' : ' <strong style="color:#b42318">outlier</strong>'));
+    line(v.of === 0 ? K + '-NN vote: none (no other point)' : K + '-NN vote: ' + esc(ds.classes[v.label]) + ' ('
+      + v.count + ' of ' + v.of + ')' + (v.label === label ? '' : ' <strong style="color:#b42318">outlier</strong>'));
     line('<span class="muted">' + esc(panel.network) + ' ' + esc(panel.name) + '</span>');
     tip.dataset.index = index;
     tip.dataset.label = label;
