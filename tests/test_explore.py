@@ -328,6 +328,34 @@ def test_a_box_in_one_panel_selects_the_same_examples_in_every_other(browser, ra
     assert _browser.errors(browser) == []
 
 
+def test_a_lasso_selects_the_points_inside_its_polygon(browser, raster, explorer):
+    from matplotlib.path import Path as Polygon
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    page, manifest = explorer
+    _open(browser, page, raster)
+    browser.find_element("css selector", '.modes button[data-mode="lasso"]').click()
+    left, top, width, height = _panel(browser, 4)["rect"]  # the untrained network's input panel
+    corners = [(left + a * width, top + b * height) for a, b in [(0.2, 0.2), (0.8, 0.3), (0.5, 0.85), (0.3, 0.6)]]
+    path = [tuple(round(v) for v in c) for c in corners + corners[:1]]
+    drag = ActionBuilder(browser)
+    drag.pointer_action.move_to_location(*path[0]).pointer_down()
+    for x, y in path[1:]:
+        drag.pointer_action.move_to_location(x, y)
+    drag.pointer_action.pointer_up()
+    drag.perform()
+    _move(browser, 5, 5)
+    chosen = set(browser.execute_script("return window.repscope.selection()"))
+    xy = _screen(_panel(browser, 4)["rect"], _codes(page, manifest["datasets"][0], "tsne", "trained", "original"))
+    polygon = Polygon(path[:-1])
+    # a radius grows the polygon or shrinks it by its orientation: take both, 2 px either way
+    near = [polygon.contains_points(xy, radius=r) for r in (-2, 2)]
+    surely_in, surely_out = near[0] & near[1], ~near[0] & ~near[1]
+    assert 20 < len(chosen) < N
+    assert set(np.flatnonzero(surely_in)) <= chosen and not set(np.flatnonzero(surely_out)) & chosen
+    assert _browser.errors(browser) == []
+
+
 def test_a_class_toggle_hides_its_points_everywhere(browser, raster, explorer, smoke_run):
     page, manifest = explorer
     _open(browser, page, raster)

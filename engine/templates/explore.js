@@ -780,8 +780,9 @@
       drag = null;
       panel.svg.textContent = '';
       if (d.kind === 'pan') return;
-      const moved = Math.abs(e.clientX - d.x) + Math.abs(e.clientY - d.y) > 3;
-      if (!moved) { setSelection([]); return; }
+      d.points.push([e.clientX, e.clientY]);
+      const moved = d.points.some(([x, y]) => Math.abs(x - d.x) + Math.abs(y - d.y) > 3);  // a lasso may end where it began
+      if (!moved) { setSelection([]); return; }  // a click clears the selection
       if (d.kind === 'box') select(panel, corners(d.x, d.y, e.clientX, e.clientY), true);
       else select(panel, d.points, false);
     };
