@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import quote
 
 import numpy as np
 
@@ -57,7 +58,7 @@ SHEET_COLUMNS = 64
 #: Thumbnails are shrunk (by whole factors) to at most this many pixels a side.
 THUMB_MAX = 64
 #: Bumped when a data file's format changes, so existing files are rewritten.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _QUANT = 65535
 
 
@@ -75,22 +76,24 @@ class Quantised:
 
 
 def quantise(points: np.ndarray) -> Quantised:
-    """Coordinates of ``points`` as 16-bit integers over their bounding square (aspect kept).
+    """Coordinates of ``points`` as 16-bit integers over their bounding square (aspect kept,
+    the shorter side centred, so that the page's view centres every embedding).
 
     Examples
     --------
     >>> q = quantise(np.array([[0.0, 0.0], [2.0, 1.0], [1.0, 0.5]]))
     >>> q.codes.tolist(), q.lo, q.span
-    ([[0, 0], [65535, 32768], [32768, 16384]], (0.0, 0.0), 2.0)
+    ([[0, 16384], [65535, 49151], [32768, 32768]], (0.0, -0.5), 2.0)
     >>> float(np.abs(q.decode() - [[0, 0], [2, 1], [1, 0.5]]).max()) < 2 / 65535
     True
     """
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if points.size == 0 or not np.isfinite(points).all():
         raise ValueError("an embedding to explore must hold finite coordinates")
-    lo = points.min(axis=0)
-    span = float((points.max(axis=0) - lo).max())
+    low, high = points.min(axis=0), points.max(axis=0)
+    span = float((high - low).max())
     span = span if span > 0 else 1.0  # a dead filter's embedding: every point in one place
+    lo = (low + high) / 2 - span / 2  # the shorter side centred in the square
     codes = np.rint((points - lo) / span * _QUANT).clip(0, _QUANT).astype(np.uint16)
     return Quantised(codes, (float(lo[0]), float(lo[1])), span)
 
@@ -179,8 +182,10 @@ def explorer_link(dataset: str, method: str, seed: int, select: Sequence[int] = 
     --------
     >>> explorer_link("mnist", "umap", 42, [3, 17])
     'explore.html#dataset=mnist&method=umap&seed=42&select=3,17'
+    >>> explorer_link("a&b", "umap", 1)
+    'explore.html#dataset=a%26b&method=umap&seed=1'
     """
-    link = f"{PAGE}#dataset={dataset}&method={method}&seed={seed}"
+    link = f"{PAGE}#dataset={quote(dataset, safe='')}&method={quote(method, safe='')}&seed={int(seed)}"
     return link + (f"&select={','.join(str(int(i)) for i in select)}" if len(select) else "")
 
 
@@ -222,7 +227,14 @@ def _dataset_files(run: RunFolder, cache: FigureCache, dataset: str) -> dict:
                         continue  # ``original``: one file, under the trained network
 
                     def write(path: Path, key=key, ident=ident) -> list[Path]:
-                        q = quantise(np.asarray(run.store.array(key)[:]))
+                        points = np.asarray(run.store.array(key)[:])
+                        bad = int((~np.isfinite(points).all(axis=1)).sum())
+                        if bad:  # the page says so in the panel instead of drawing a part
+                            log.warning("%s: %d of %d points are not finite; the explorer does not draw it", key, bad,
+                                        len(points))
+                            meta = {"n": len(points), "error": f"not drawn: {bad} of {len(points)} points are not finite"}
+                            return _write_text(path.with_suffix(".js"), data_script(f"{dataset}/{ident}", meta, b""))
+                        q = quantise(points)
                         meta = {"lo": list(q.lo), "span": q.span, "n": len(q.codes)}
                         return _write_text(path.with_suffix(".js"),
                                            data_script(f"{dataset}/{ident}", meta, q.codes.astype("<u2").tobytes()))
@@ -260,7 +272,8 @@ def _write_page(report: Path, manifest: dict) -> Path:
     _write_text(report / FOLDER / "explore.js", script)
     env = jinja2.Environment(loader=jinja2.PackageLoader(__package__, "templates"),
                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
-    data = json.dumps(manifest, sort_keys=True).replace("</", "<\\/")
+    # inside <script>: no '<' (no end tag, no comment), no '&' or '>', all as JSON escapes
+    data = json.dumps(manifest, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     path = report / PAGE
     _write_text(path, env.get_template("explore.html").render(title=manifest["title"], manifest=data,
                                                               folder=FOLDER))

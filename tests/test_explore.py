@@ -5,6 +5,7 @@ class toggles, selection by index and by link)."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import re
@@ -22,6 +23,8 @@ from repscope.engine.explore import PAGE, export_projector, notebook_view, quant
 from repscope.store import RunStore, embedding_key
 
 N = 1000  # the smoke preset's
+#: matplotlib's tab10, the classes' colours on the page as in the report's figures
+TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
 def _put(path: Path) -> tuple[str, dict, bytes]:
@@ -57,10 +60,12 @@ def test_quantise_keeps_aspect_and_handles_one_point_and_bad_values():
     rng = np.random.default_rng(0)
     points = rng.normal(size=(500, 2)) * [10, 1] + 3
     q = quantise(points)
-    assert q.codes.dtype == np.uint16 and q.codes[:, 0].max() == 65535 and q.codes[:, 1].max() < 65535 // 3
+    assert q.codes.dtype == np.uint16 and q.codes[:, 0].min() == 0 and q.codes[:, 0].max() == 65535
+    y = q.codes[:, 1].astype(int)
+    assert abs(y.min() + y.max() - 65535) <= 1 and y.max() - y.min() < 65535 // 3  # the short side centred
     assert np.abs(q.decode() - points).max() <= q.span / 65535 / 2 + 1e-12  # half a step
-    same = quantise(np.full((4, 2), 7.0))  # a dead filter: every point in one place
-    assert same.codes.tolist() == [[0, 0]] * 4 and same.lo == (7.0, 7.0)
+    same = quantise(np.full((4, 2), 7.0))  # a dead filter: every point in one place, drawn in the middle
+    assert same.codes.tolist() == [[32768, 32768]] * 4 and same.lo == (6.5, 6.5)
     assert quantise(np.zeros((1, 2))).codes.shape == (1, 2)
     with pytest.raises(ValueError, match="finite"):
         quantise(np.array([[0.0, np.nan]]))
@@ -233,7 +238,19 @@ def test_page_loads_from_file_without_errors_and_draws_every_point(browser, rast
     i = _isolated(xy, np.arange(N), 5)[0]
     assert browser.execute_script("return window.repscope.screenPosition(3, arguments[0])", i) == pytest.approx(
         xy[i].tolist(), abs=1e-6)
-    assert browser.execute_script("return window.repscope.pixel(...arguments)", *xy[i])[3] > 150  # drawn there
+    labels = np.frombuffer(_put(page.parent / ds["labels"])[2], np.uint8)
+    colour = np.array([int(TAB10[labels[i]][k:k + 2], 16) for k in (1, 3, 5)])
+    pixel = np.array(browser.execute_script("return window.repscope.pixel(...arguments)", *xy[i]))
+    assert pixel[3] > 150 and np.abs(pixel[:3] / pixel[3] * 255 - colour).max() <= 3  # its class's colour
+    from PIL import Image  # and so it looks on the page: 90 % of the colour over white
+    shot = np.asarray(Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB"))
+    seen = shot[int(xy[i][1]), int(xy[i][0])].astype(int)
+    assert np.abs(seen - (0.9 * colour + 0.1 * 255)).max() <= 4, (seen, colour)
+    for k, panel in enumerate(panels):  # every panel draws its points where they are
+        network, name = panel["network"], panel["name"]
+        xy_k = _screen(panel["rect"], _codes(page, ds, "tsne", "trained" if name == "original" else network, name))
+        j = _isolated(xy_k, np.arange(N), 5)[0]
+        assert browser.execute_script("return window.repscope.pixel(...arguments)", *xy_k[j])[3] > 150, (k, j)
     corner = panels[3]["rect"]
     assert browser.execute_script("return window.repscope.pixel(...arguments)", corner[0] + 2, corner[1] + 2)[3] == 0
     # only the first view's files are read (7 embeddings, the input shared, and the labels); any other on demand
@@ -244,9 +261,7 @@ def test_page_loads_from_file_without_errors_and_draws_every_point(browser, rast
     assert len(boxes) == 24 + 24  # every representation of either network
     boxes[2 * 9].click()  # layer2/filter5 of the trained network
     browser.find_element("css selector", "#chooser summary").click()
-    browser.execute_async_script("const done = arguments[0]; (function wait() {"
-                                 "if (window.repscope.panels().every(p => p.loaded)) done(); else setTimeout(wait, 20); })();")
-    browser.execute_script("window.repscope.render()")
+    _wait_loaded(browser)
     panels = browser.execute_script("return window.repscope.panels()")
     assert ("trained", "layer2/filter5") in [(p["network"], p["name"]) for p in panels] and len(panels) == 9
     assert all(p["drawn"] == N for p in panels)
@@ -383,12 +398,17 @@ def test_runs_of_one_or_two_points_many_classes_odd_names_and_no_images(browser,
     from benchmarks.explorer import synthetic_run
     from repscope.engine.explore import build_explorer
 
-    names = ['<b>x</b> & "y"', *[f"class {k}" for k in range(1, classes)]]
-    page = build_explorer(synthetic_run(tmp_path / "run", n, classes=names, image=image, dead=True))
+    names = ['<b>x</b> & "y" </script><!--', *[f"class {k}" for k in range(1, classes)]]
+    run = synthetic_run(tmp_path / "run", n, classes=names, image=image, dead=True)
+    store = RunStore(run / "store.zarr")
+    broken = store.array(embedding_key("mnist", 42, "untrained", "umap", "layer2"))
+    broken[0, 1] = np.nan  # a coordinate that is not a number: that panel says so, the others draw
+    page = build_explorer(run)
     _open(browser, page, raster)
     assert _browser.errors(browser) == []
     panels = browser.execute_script("return window.repscope.panels()")
-    assert len(panels) == 8 and all(p["drawn"] == n for p in panels)
+    assert len(panels) == 8 and [p["drawn"] for p in panels] == [n] * 6 + [0, n]
+    assert browser.find_elements("css selector", ".plot .msg")[6].text == f"not drawn: 1 of {n} points are not finite"
     assert "dead: one point" in browser.find_elements("css selector", ".panel h3")[3].text  # trained layer3
     legend = browser.find_elements("css selector", "#legend .name")
     assert len(legend) == classes and legend[0].text == names[0]  # shown as text, not markup
@@ -414,6 +434,9 @@ def test_selection_by_index_by_link_and_from_the_report_s_outliers(browser, rast
     field.send_keys("3, 5-7 #12\n")
     assert browser.execute_script("return window.repscope.selection()") == [3, 5, 6, 7, 12]
     field.clear()
+    field.send_keys("990-5000000000\n")  # a range past N selects up to N, at once
+    assert browser.execute_script("return window.repscope.selection()") == list(range(990, N))
+    field.clear()
     field.send_keys("3, x\n")
     assert '"x" is not an index' in browser.find_element("id", "status").text
     assert _browser.errors(browser) == []  # a typing error is shown, not logged
@@ -428,4 +451,38 @@ def test_selection_by_index_by_link_and_from_the_report_s_outliers(browser, rast
     assert browser.execute_script("return window.repscope.selection()") == wanted
     assert browser.find_element("id", "dataset").get_attribute("value") == "fashion-mnist"
     assert browser.find_element("id", "method").get_attribute("value") == "umap"
+    _open(browser, page, raster, "select=1%2C2&bad=%E0%A4%A")  # parts decoded one by one; a bad one is said
+    assert browser.execute_script("return window.repscope.selection()") == [1, 2]
+    assert "cannot read" in browser.find_element("id", "status").text
     assert _browser.errors(browser) == []
+
+
+def test_switching_data_set_method_and_seed_keeps_the_page_consistent(browser, raster, explorer, smoke_run):
+    page, manifest = explorer
+    _open(browser, page, raster)
+    browser.execute_script("window.repscope.select([1, 2, 3])")
+    switch = ("const [id, value] = arguments; const el = document.getElementById(id); el.value = value;"
+              "el.dispatchEvent(new Event('change'));")
+    browser.execute_script(switch, "method", "umap")  # the same examples, another method: the selection stays
+    _wait_loaded(browser)
+    assert browser.execute_script("return window.repscope.selection()") == [1, 2, 3]
+    for name in ("fashion-mnist", "mnist", "fashion-mnist", "mnist", "fashion-mnist"):  # faster than loads finish
+        browser.execute_script(switch, "dataset", name)
+    _wait_loaded(browser)
+    assert browser.find_element("id", "dataset").get_attribute("value") == "fashion-mnist"
+    classes = [e.text for e in browser.find_elements("css selector", "#legend .name")]
+    assert classes == manifest["datasets"][1]["classes"]
+    labels = np.asarray(RunStore(smoke_run / "store.zarr").labels("fashion-mnist"))
+    assert browser.execute_script("return Array.from(window.repscope.state.labels)") == labels.tolist()
+    assert browser.execute_script("return window.repscope.selection()") == []  # another data set: none
+    panels = browser.execute_script("return window.repscope.panels()")
+    assert all(p["drawn"] == N for p in panels) and len(panels) == 8
+    assert browser.execute_script("return window.repscope.state.method") == "umap"
+    assert _browser.errors(browser) == []
+
+
+def _wait_loaded(driver) -> None:
+    driver.execute_async_script(
+        "const done = arguments[0]; (function wait() { if (window.repscope.state.calls && "
+        "window.repscope.panels().every(p => p.loaded)) setTimeout(() => { window.repscope.render(); done(); }, 50);"
+        " else setTimeout(wait, 20); })();")

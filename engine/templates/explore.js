@@ -67,7 +67,7 @@
   // ------------------------------------------------------------------ WebGL
 
   const canvas = $('gl');
-  const gl = canvas.getContext('webgl', { antialias: false, preserveDrawingBuffer: true, premultipliedAlpha: false });
+  const gl = canvas.getContext('webgl', { antialias: false, preserveDrawingBuffer: true, premultipliedAlpha: true });
   const VERTEX = `
     attribute vec2 a_pos; attribute vec4 a_color;
     uniform vec3 u_view; uniform float u_size;
@@ -181,10 +181,9 @@
 
   // ------------------------------------------------------------------ data set
 
-  async function openDataset(entry) {
+  function openDataset(entry, item) {
     state.ds = entry;
     const n = entry.n;
-    const item = await load(entry.name + '/labels', entry.labels);
     state.labels = decodeLabels(entry, item);
     state.selected = new Uint8Array(n);
     state.selCount = 0;
@@ -306,7 +305,12 @@
     const ds = state.ds;
     const id = ds.name + '/' + holderKey(panel.network, panel.name);
     const item = await load(id, panel.info.file).catch((err) => { status(err.message, 'load'); return null; });
-    if (!item || !state.panels.includes(panel)) return;
+    if (!state.panels.includes(panel)) return;  // a later view replaced this panel
+    if (!item || item.meta.error) {
+      panel.failed = true;
+      panel.msg.textContent = item ? item.meta.error : 'cannot read ' + panel.info.file;
+      return;
+    }
     const b = item.bytes;
     panel.codes = new Uint16Array(b.buffer, b.byteOffset, b.length / 2);
     panel.meta = item.meta;
@@ -462,7 +466,7 @@
     gl.enable(gl.SCISSOR_TEST);
     for (const [panel, x, y, w, h, layer, chosen] of shown) {
       gl.viewport(x, y, w, h);
-      gl.scissor(Math.max(0, x), Math.max(0, y), w, h);
+      gl.scissor(x, y, w, h);  // clipped to the canvas by WebGL itself
       drawTexture(layer.texture, fade);
       if (chosen) {  // the selected examples, in full colour on top
         drawTexture(chosen.texture, 0);
@@ -484,7 +488,7 @@
     if (measuring || timings.firstView === null) {  // wait for the pixels themselves (gl.finish may not)
       gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
     }
-    if (timings.firstView === null && state.panels.length && state.panels.every((p) => p.data || !p.info)) {
+    if (timings.firstView === null && state.panels.length && state.panels.every((p) => p.data || !p.info || p.failed)) {
       timings.loaded = timings.loaded || t0;
       timings.firstView = performance.now();
       readyResolve(timings.firstView);
@@ -676,7 +680,8 @@
       const m = part.match(/^#?(\d+)(?:-(\d+))?$/);
       if (!m) throw new Error('"' + part + '" is not an index or a range like 200-250');
       const a = +m[1], b = m[2] === undefined ? a : +m[2];
-      for (let i = Math.min(a, b); i <= Math.max(a, b); i++) out.push(i);
+      const last = Math.min(Math.max(a, b), state.ds.n - 1);  // indices past N select nothing
+      for (let i = Math.min(a, b); i <= last; i++) out.push(i);
     }
     return out;
   }
@@ -857,16 +862,19 @@
     status(ds.name + ', ' + state.method + ', seed ' + state.seed + ': N = ' + ds.n + ', ' + state.panels.length + ' panels');
   }
 
-  async function show(datasetName, method, seed, keepSelection) {
+  async function show(datasetName, method, seed, keepSelection) {  // false where a later call took over
+    const call = state.calls = (state.calls || 0) + 1;
     const ds = manifest.datasets.find((d) => d.name === datasetName) || manifest.datasets[0];
     const changed = ds !== state.ds;
-    state.method = ds.methods.includes(method) ? method : ds.methods[0];
-    state.seed = ds.seeds.map(String).includes(String(seed)) ? +seed : ds.seeds[0];
     if (changed) {
       prefetch(ds, ds.defaults);
-      await openDataset(ds);
+      const labels = await load(ds.name + '/labels', ds.labels);
+      if (call !== state.calls) return false;
+      openDataset(ds, labels);
       state.chosen = ds.defaults.slice();
     }
+    state.method = ds.methods.includes(method) ? method : ds.methods[0];
+    state.seed = ds.seeds.map(String).includes(String(seed)) ? +seed : ds.seeds[0];
     fillSelect('dataset', manifest.datasets.map((d) => d.name), ds.name);
     fillSelect('method', ds.methods, state.method);
     fillSelect('seed', ds.seeds, state.seed);
@@ -874,15 +882,20 @@
     if (!changed && !keepSelection) setSelection([]);
     status('loading ' + state.chosen.length + ' panels');
     await makePanels();
+    if (call !== state.calls) return false;
     describe();
     render();
+    return true;
   }
 
-  function readHash() {
-    const out = {};
-    for (const part of decodeURIComponent(location.hash.slice(1)).split('&')) {
+  function readHash() {  // key=value pairs joined by '&', each part percent-encoded
+    const out = { unread: [] };
+    for (const part of location.hash.slice(1).split('&')) {
       const at = part.indexOf('=');
-      if (at > 0) out[part.slice(0, at)] = part.slice(at + 1);
+      if (at <= 0) continue;
+      try { out[decodeURIComponent(part.slice(0, at))] = decodeURIComponent(part.slice(at + 1)); } catch (err) {
+        out.unread.push(part);
+      }
     }
     return out;
   }
@@ -890,7 +903,8 @@
   async function applyHash() {
     const h = readHash();
     const ds = manifest.datasets.find((d) => d.name === h.dataset) || state.ds || manifest.datasets[0];
-    await show(ds.name, h.method || state.method, h.seed || state.seed, true);
+    if (!await show(ds.name, h.method || state.method, h.seed || state.seed, true)) return;  // a later view won
+    if (h.unread.length) status('cannot read ' + h.unread.map((u) => '"' + u + '"').join(', ') + ' in the address', 'input');
     if (h.select) {
       try { setSelection(parseIndices(h.select)); } catch (err) { status(err.message, 'input'); }
     }
@@ -931,7 +945,7 @@
     pixel: (x, y) => {  // RGBA of the canvas at client (x, y), as drawn now
       render();
       const dpr = window.devicePixelRatio || 1, out = new Uint8Array(4);
-      gl.readPixels(Math.round(x * dpr), Math.round(canvas.height - y * dpr), 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, out);
+      gl.readPixels(Math.floor(x * dpr), canvas.height - 1 - Math.floor(y * dpr), 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, out);
       return Array.from(out);
     },
     show,
