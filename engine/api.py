@@ -8,6 +8,7 @@ object that holds the results::
     run.metrics            # the rows of metrics.csv, as dicts
     run.embedding("digits", "block1")   # an (N, 2) array
     run.report             # the path of report/index.html
+    run.explorer           # the path of report/explore.html
 
 Nothing here needs the command line; :func:`analyze` builds the same settings a run
 file would and runs the same stages.
@@ -240,6 +241,13 @@ class Run:
     def report(self) -> Path | None:
         """``report/index.html``, where it was written."""
         path = self.path / "report" / "index.html"
+        return path if path.is_file() else None
+
+    @property
+    def explorer(self) -> Path | None:
+        """``report/explore.html``, the linked interactive views of every embedding, where it
+        was written (in a notebook: ``repscope.engine.explore.notebook_view(run.path)``)."""
+        path = self.path / "report" / "explore.html"
         return path if path.is_file() else None
 
     def representations(self, dataset: str) -> tuple[Representation, ...]:

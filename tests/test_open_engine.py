@@ -107,6 +107,7 @@ def test_the_python_api_runs_the_same_kind_of_model(user_folder, tmp_path):
                            transform=to_input, methods=["umap"], n=150, seeds=[1], out=tmp_path / "api",
                            train=True, recipe={"epochs": 2, "learning_rate": 0.05}, workers=0)
     assert run.report is not None and run.report.is_file()
+    assert run.explorer is not None and '"umap/1/untrained/hidden"' in run.explorer.read_text()  # any model
     rows = run.metrics
     assert {r["representation"] for r in rows} == {"original", "block2", "hidden"}
     assert run.embedding("digits", "hidden").shape == (150, 2)
