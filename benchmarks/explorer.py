@@ -17,7 +17,7 @@ Both ways the page draws points are measured: ``cpu`` (its script rasterises the
 choice where WebGL runs in software, as in headless Chromium here) and ``gl`` (WebGL's
 own points, its choice on a GPU).
 
-Goals (the explorer's issue): first view under 1 s and update under 100 ms at N = 60 000
+Goals: first view under 1 s and update under 100 ms at N = 60 000
 in 8 panels. Chromium renders WebGL here in software (SwiftShader) on the CPU; the record
 names the renderer. Run: ``python benchmarks/explorer.py [--n 60000] [--repeat 5]``.
 """
