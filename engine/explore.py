@@ -345,7 +345,10 @@ def export_projector(run_dir: str | os.PathLike, out: str | os.PathLike, dataset
     labels = run.store.labels(dataset).astype(np.int64)
     classes = run.classes(dataset)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"cannot write the projector's files into {out} ({exc.strerror}); name a folder") from None
     np.savetxt(out / "tensors.tsv", np.asarray(values, dtype=np.float64), delimiter="\t", fmt="%.7g")
     rows = ["index\tlabel\tclass"] + [f"{i}\t{int(c)}\t{classes[c]}" for i, c in enumerate(labels)]
     (out / "metadata.tsv").write_text("\n".join(rows) + "\n")

@@ -155,6 +155,11 @@ def test_cli_explore_and_projector(smoke_run, tmp_path):
     proc = cli("projector", "--out", str(smoke_run), "--to", str(tmp_path / "p"), "--dataset", "mnist",
                "--method", "tsne", "--seed", "7")
     assert proc.returncode == 2 and proc.stderr.strip() == "error: seed 7 is not in this run; choose from 42"
+    (tmp_path / "file").write_text("")
+    proc = cli("projector", "--out", str(smoke_run), "--to", str(tmp_path / "file"), "--dataset", "mnist",
+               "--method", "tsne")
+    assert proc.returncode == 2 and proc.stderr.strip().startswith(f"error: cannot write the projector's files into "
+                                                                  f"{tmp_path / 'file'}")
     proc = cli("explore", "--out", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: {tmp_path} is not a run folder")
     assert len(proc.stderr.strip().splitlines()) == 1
