@@ -141,10 +141,10 @@
     version: 0,          // bumped when the classes shown change: every layer is redrawn
     order: null,         // Uint32Array: draw order of the visible points
     visible: 0,
-    chosenOrder: null,   // Uint32Array: draw order of the visible selected points
-    chosenVisible: 0,
+    selOrder: null,   // Uint32Array: draw order of the visible selected points
+    selVisible: 0,
     perm: null,          // fixed shuffled order, so no class hides under another
-    buffers: null,       // {color, order, chosen}
+    buffers: null,       // {color, order, selected}
     panels: [],
     chosen: null,        // [[network, name], ...]
     mode: 'pan',
@@ -189,7 +189,7 @@
     state.selCount = 0;
     state.hidden = entry.classes.map(() => false);
     state.order = new Uint32Array(n);
-    state.chosenOrder = new Uint32Array(n);
+    state.selOrder = new Uint32Array(n);
     const rand = mulberry32(0);
     state.perm = new Uint32Array(n);
     for (let i = 0; i < n; i++) state.perm[i] = i;
@@ -204,11 +204,11 @@
       const colours = classColours(entry.classes.length).map(rgb);
       const rgba = new Uint8Array(4 * n);
       for (let i = 0; i < n; i++) rgba.set(colours[state.labels[i]] || [0, 0, 0, 255], 4 * i);
-      state.buffers = { color: gl.createBuffer(), order: gl.createBuffer(), chosen: gl.createBuffer() };
+      state.buffers = { color: gl.createBuffer(), order: gl.createBuffer(), selected: gl.createBuffer() };
       gl.bindBuffer(gl.ARRAY_BUFFER, state.buffers.color);
       gl.bufferData(gl.ARRAY_BUFFER, rgba, gl.STATIC_DRAW);
       state.rgba = rgba;
-      for (const b of [state.buffers.order, state.buffers.chosen]) {
+      for (const b of [state.buffers.order, state.buffers.selected]) {
         gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, b);
         gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, state.order.byteLength, gl.DYNAMIC_DRAW);
       }
@@ -236,12 +236,12 @@
   }
 
   function rebuildChosen() {  // the selection changed: only the selected points are drawn again
-    const { order, selected, chosenOrder } = state;
+    const { order, selected, selOrder } = state;
     let k = 0;
-    for (let j = 0; j < state.visible; j++) if (selected[order[j]]) chosenOrder[k++] = order[j];
-    state.chosenVisible = k;
+    for (let j = 0; j < state.visible; j++) if (selected[order[j]]) selOrder[k++] = order[j];
+    state.selVisible = k;
     state.selVersion = (state.selVersion || 0) + 1;
-    upload(state.buffers && state.buffers.chosen, chosenOrder.subarray(0, k));
+    upload(state.buffers && state.buffers.selected, selOrder.subarray(0, k));
   }
 
   // ------------------------------------------------------------------ panels
@@ -335,8 +335,8 @@
     if (!gl) return;
     if (panel.buffer) gl.deleteBuffer(panel.buffer);
     if (panel.layer) { gl.deleteTexture(panel.layer.texture); if (panel.layer.fbo) gl.deleteFramebuffer(panel.layer.fbo); }
-    if (panel.chosen) gl.deleteTexture(panel.chosen.texture);
-    panel.buffer = panel.layer = panel.chosen = null;
+    if (panel.selLayer) gl.deleteTexture(panel.selLayer.texture);
+    panel.buffer = panel.layer = panel.selLayer = null;
   }
 
   function usePoints(panel, size) {
@@ -388,13 +388,13 @@
     return t;
   }
 
-  function chosenLayer(panel, w, h, dpr) {  // the selected points in a texture (software rendering)
+  function selectedLayer(panel, w, h, dpr) {  // the selected points in a texture (software rendering)
     const key = [panel.view.cx, panel.view.cy, panel.view.z, state.size, dpr, w, h, state.version, state.selVersion].join();
-    if (panel.chosen && panel.chosen.key === key) return panel.chosen;
-    if (panel.chosen) gl.deleteTexture(panel.chosen.texture);
-    const pixels = rasterise(panel, state.chosenOrder, state.chosenVisible, w, h, dpr);
-    panel.chosen = { key, texture: texture(w, h, pixels) };
-    return panel.chosen;
+    if (panel.selLayer && panel.selLayer.key === key) return panel.selLayer;
+    if (panel.selLayer) gl.deleteTexture(panel.selLayer.texture);
+    const pixels = rasterise(panel, state.selOrder, state.selVisible, w, h, dpr);
+    panel.selLayer = { key, texture: texture(w, h, pixels) };
+    return panel.selLayer;
   }
 
   function drawTexture(t, fade) {  // a layer over the whole viewport, faded or not
@@ -457,24 +457,24 @@
       const w = Math.round(r.width * dpr), h = Math.round(r.height * dpr);
       if (w < 1 || h < 1) continue;
       const layer = layerOf(panel, w, h, dpr);
-      shown.push([panel, x, y, w, h, layer, state.raster === 'cpu' && state.chosenVisible ? chosenLayer(panel, w, h, dpr) : null]);
+      shown.push([panel, x, y, w, h, layer, state.raster === 'cpu' && state.selVisible ? selectedLayer(panel, w, h, dpr) : null]);
     }
     gl.disable(gl.SCISSOR_TEST);
     gl.viewport(0, 0, width, height);
     gl.clearColor(0, 0, 0, 0);
     gl.clear(gl.COLOR_BUFFER_BIT);
     gl.enable(gl.SCISSOR_TEST);
-    for (const [panel, x, y, w, h, layer, chosen] of shown) {
+    for (const [panel, x, y, w, h, layer, selLayer] of shown) {
       gl.viewport(x, y, w, h);
       gl.scissor(x, y, w, h);  // clipped to the canvas by WebGL itself
       drawTexture(layer.texture, fade);
-      if (chosen) {  // the selected examples, in full colour on top
-        drawTexture(chosen.texture, 0);
+      if (selLayer) {  // the selected examples, in full colour on top
+        drawTexture(selLayer.texture, 0);
       }
       usePoints(panel, state.size * dpr);
-      if (state.chosenVisible && !chosen) {
-        gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, state.buffers.chosen);
-        gl.drawElements(gl.POINTS, state.chosenVisible, gl.UNSIGNED_INT, 0);
+      if (state.selVisible && !selLayer) {
+        gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, state.buffers.selected);
+        gl.drawElements(gl.POINTS, state.selVisible, gl.UNSIGNED_INT, 0);
       }
       if (state.hover) {  // the hovered example, ringed in every panel
         gl.disableVertexAttribArray(loc.a_color);
