@@ -219,6 +219,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"tables:  {settings.out / 'tables'}")
     if "report" in summary:
         print(f"report:  {summary['report']}")
+        explorer = Path(summary["report"]).with_name("explore.html")
+        if explorer.is_file():
+            print(f"explorer: {explorer}")
     elif args.command == "extract":
         print(f"store: {settings.out / 'store.zarr'}")
     return 0

@@ -52,6 +52,7 @@ def cli_run(user_folder) -> Path:
                            "--backend", "cpu"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"report:  {out / 'report' / 'index.html'}" in proc.stdout
+    assert f"explorer: {out / 'report' / 'explore.html'}" in proc.stdout
     return out
 
 
