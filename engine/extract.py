@@ -24,12 +24,12 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..store import (
     CHUNK_ROWS, ORIGINAL, Representation, RunStore, build_representations, components_key, labels_key, layer_key, original_key,
     reduced_key,
 )
+from .progress import progress_bar
 from .backend import torch_device
 from .errors import SettingsError
 from .jobs import COMPONENTS, WIDE, needs_reduction
@@ -132,7 +132,7 @@ def extract(
         start = min(p.rows_done for _, p in todo)
         if start:
             log.info("%s: resuming at row %d", source.name, start)
-        with tqdm(total=n, initial=start, desc=f"extract {source.name}", unit="ex", unit_scale=True) as bar:
+        with progress_bar(total=n, initial=start, desc=f"extract {source.name}", unit="ex", unit_scale=True) as bar:
             for a in range(start, n, CHUNK_ROWS):
                 b = min(a + CHUNK_ROWS, n)
                 x = source.train.rows(a, b)

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..kernels import knn_votes
 from ..store import NETWORKS, Representation, RunStore, array_key, embedding_key, is_url, original_key
+from .progress import progress_bar
 from .errors import MissingDataError
 from .evaluate import METRICS_CSV
 from .findings import SEPARATION, Confusion, Depths, check_findings, cells_by_run, layer_average
@@ -77,7 +77,7 @@ class FigureCache:
         self.todo.append((rel, key, draw))
 
     def draw(self) -> int:
-        for rel, key, draw in tqdm(self.todo, desc=self.desc, unit=self.unit, leave=False):
+        for rel, key, draw in progress_bar(self.todo, desc=self.desc, unit=self.unit, leave=False):
             files = draw(self.folder / rel)
             self.manifest[rel] = {"key": key, "files": [str(f.relative_to(self.folder)) for f in files]}
             self._save()

@@ -22,8 +22,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
+from .progress import progress_bar
 from .jobs import JobKey, JobSettings, run_job
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def run_jobs(run_dir: str | Path, jobs: list[JobKey], settings: JobSettings, *, 
     """
     total = len(jobs) + done if total is None else total
     outcomes: list[Outcome] = []
-    with tqdm(total=total, initial=done, desc="embed", unit="job", smoothing=0.1) as bar:
+    with progress_bar(total=total, initial=done, desc="embed", unit="job", smoothing=0.1) as bar:
         def finish(outcome: Outcome) -> None:
             outcomes.append(outcome)
             bar.update()

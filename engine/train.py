@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
+from .progress import progress_bar
 from .errors import SettingsError, TrainingError
 from .model import ModelSpec, build, describe, load_state, logits, to_float
 from .sources import Source
@@ -125,7 +125,7 @@ def train_attempt(
     for epoch in range(recipe.epochs):
         model.train()
         order = torch.randperm(n_train, generator=shuffle).to(device)
-        with tqdm(total=steps, desc=f"train {source.name} epoch {epoch + 1}/{recipe.epochs}",
+        with progress_bar(total=steps, desc=f"train {source.name} epoch {epoch + 1}/{recipe.epochs}",
                   unit="batch", leave=False) as bar:
             for start in range(0, n_train, recipe.batch_size):
                 idx = order[start:start + recipe.batch_size]

@@ -82,6 +82,47 @@ def test_fetch_logs_the_source_and_checksums(data_root):
     assert "data source:" in proc.stderr and "sha256" in proc.stderr
 
 
+def test_progress_is_log_lines_off_a_terminal_and_verbosity_goes_anywhere(data_root):
+    proc = _engine("data", "fetch", "--root", str(data_root))  # stderr is a pipe here: no bar redrawn into it
+    assert "\r" not in proc.stderr and "\x1b[" not in proc.stderr
+    assert "repscope.progress: fetch mnist: 0/3 source" in proc.stderr
+    assert "repscope.progress: fetch mnist: 0/3 source (existing), done in" in proc.stderr  # found at the first
+    for args in (("-q", "data", "fetch"), ("data", "-q", "fetch"), ("data", "fetch", "-q")):
+        quiet = _engine(*args, "--root", str(data_root))
+        assert quiet.returncode == 0 and "INFO" not in quiet.stderr and "fetch mnist" not in quiet.stderr, args
+    from repscope.engine.cli import _parser
+
+    for args in (["-v", "report"], ["report", "-v"], ["data", "fetch", "--verbose"], ["data", "-v", "fetch"]):
+        parsed = _parser().parse_args(args)
+        assert parsed.verbose and not parsed.quiet, args
+    assert not _parser().parse_args(["data", "fetch"]).verbose
+
+
+def test_bars_only_on_a_terminal_that_shows_info(monkeypatch):
+    import io
+    import logging
+
+    from repscope.engine.progress import LogProgress, progress_bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    logger = logging.getLogger("repscope")
+    level = logger.level
+    try:
+        monkeypatch.setattr(sys, "stderr", Terminal())
+        logger.setLevel(logging.INFO)
+        assert not isinstance(progress_bar(range(2), desc="x", disable=True), LogProgress)  # a tqdm bar
+        logger.setLevel(logging.WARNING)  # -q
+        assert isinstance(progress_bar(range(2), desc="x"), LogProgress)
+        monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+        logger.setLevel(logging.INFO)
+        assert isinstance(progress_bar(range(2), desc="x"), LogProgress)
+    finally:
+        logger.setLevel(level)
+
+
 def _saved(tmp_path, **arrays):
     paths = []
     for name, value in arrays.items():
