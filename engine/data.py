@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .progress import progress_bar
 from .config import TEST_SIZE, TRAIN_SIZE, DatasetSpec, dataset_spec, default_data_root
 from .errors import ChecksumError, DataError, FetchError, MissingDataError
 from .idx import read_idx, write_idx
+from .progress import progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from ..kernels import separation_metrics
 from ..store import NETWORKS, ORIGINAL, Representation, RunStore
-from .progress import progress_bar
 from .findings import Depths
 
 from .jobs import JobKey, read_input
+from .progress import progress_bar
 from .runinfo import store_location
 from .tables import write_metrics_csv, write_tables
 

@@ -29,11 +29,11 @@ from ..store import (
     CHUNK_ROWS, ORIGINAL, Representation, RunStore, build_representations, components_key, labels_key, layer_key, original_key,
     reduced_key,
 )
-from .progress import progress_bar
 from .backend import torch_device
 from .errors import SettingsError
 from .jobs import COMPONENTS, WIDE, needs_reduction
 from .model import NETWORKS, ModelSpec, build, capture, describe, identity, probe_shapes, to_float
+from .progress import progress_bar
 from .runinfo import store_location, update_run_config
 from .sources import Source
 from .train import Checkpoints, Recipe, ensure_checkpoints, load_network

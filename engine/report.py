@@ -29,11 +29,11 @@ import numpy as np
 
 from ..kernels import knn_votes
 from ..store import NETWORKS, Representation, RunStore, array_key, embedding_key, is_url, original_key
-from .progress import progress_bar
 from .errors import MissingDataError
 from .evaluate import METRICS_CSV
 from .findings import SEPARATION, Confusion, Depths, check_findings, cells_by_run, layer_average
 from .jobs import K
+from .progress import progress_bar
 from .runinfo import CONFIG, store_location
 from .tables import BEYOND, NOTE, PARTIAL, read_metrics_csv, study_tables
 

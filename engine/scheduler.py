@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from .progress import progress_bar
 from .jobs import JobKey, JobSettings, run_job
+from .progress import progress_bar
 
 log = logging.getLogger(__name__)
 

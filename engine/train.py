@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .progress import progress_bar
 from .errors import SettingsError, TrainingError
 from .model import ModelSpec, build, describe, load_state, logits, to_float
+from .progress import progress_bar
 from .sources import Source
 
 log = logging.getLogger(__name__)
