@@ -61,10 +61,7 @@ def synthetic_run(folder: Path, n: int, seed: int = 0, classes: list[str] | None
     images = rng.integers(0, 256, (n, 784), dtype=np.uint8)
 
     def write(key, value, **extra):
-        p = store.prepare(key, value.shape, value.dtype, {"synthetic": seed})
-        p.array[:] = value
-        store.commit_rows(p, len(value))
-        store.mark_complete(p)
+        store.write_whole(key, value, {"synthetic": seed})
         if extra:
             store.annotate(key, **extra)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-
 from ..kernels import separation_metrics
 from ..store import NETWORKS, ORIGINAL, Representation, RunStore
 from .findings import Depths

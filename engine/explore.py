@@ -216,13 +216,12 @@ def _dataset_files(run: RunFolder, cache: FigureCache, dataset: str) -> dict:
             for network in NETWORKS:
                 for rep in run.depths[dataset].representations:
                     key = embedding_key(dataset, seed, network, method, rep.name)
-                    fingerprint = run.fingerprint(key)
-                    if fingerprint is None:
+                    info = run.store.info(key)  # read once: fingerprint, completion, a dead filter
+                    if not info or not info.get("complete"):
                         continue
                     ident = f"{method}/{seed}/{network}/{rep.name}"
                     rel = f"{root}/{method}/seed{seed}/{holder(network, rep.name)}/{slug(rep.name)}"
-                    dead = run.panel_title(dataset, seed, network, method, rep.name) != rep.name
-                    entry["embeddings"][ident] = {"file": f"{FOLDER}/{rel}.js", "dead": dead}
+                    entry["embeddings"][ident] = {"file": f"{FOLDER}/{rel}.js", "dead": bool(info.get("constant_input"))}
                     if network != holder(network, rep.name):
                         continue  # ``original``: one file, under the trained network
 
@@ -239,7 +238,7 @@ def _dataset_files(run: RunFolder, cache: FigureCache, dataset: str) -> dict:
                         return _write_text(path.with_suffix(".js"),
                                            data_script(f"{dataset}/{ident}", meta, q.codes.astype("<u2").tobytes()))
 
-                    cache.add(rel, _key(FORMAT_VERSION, fingerprint), write)
+                    cache.add(rel, _key(FORMAT_VERSION, info.get("fingerprint")), write)
             if any(k.startswith(f"{method}/") for k in entry["embeddings"]) and method not in entry["methods"]:
                 entry["methods"].append(method)
     return entry

@@ -220,10 +220,7 @@ def reduce_wide(store: RunStore, dataset: str, seed: int, representations, devic
                                      "explained_variance_ratio": [float(v) for v in pca.explained_variance_ratio],
                                      "explained_variance_total": float(np.sum(pca.explained_variance_ratio)),
                                      "library": pca.library, "seconds": round(time.perf_counter() - started, 3)})
-            comp = store.prepare(components_key(dataset, seed, network, rep.name), pca.components.shape, "float32",
-                                 fingerprint, chunks=pca.components.shape)
-            comp.array[:] = pca.components.astype(np.float32)
-            store.commit_rows(comp, pca.components.shape[0])
-            store.mark_complete(comp)
+            store.write_whole(components_key(dataset, seed, network, rep.name), pca.components.astype(np.float32),
+                              fingerprint, chunks=pca.components.shape)
             store.mark_complete(progress)  # last: a complete reduced array means its components are there
     return [r.name for r in wide]

@@ -318,30 +318,26 @@ def _outliers(run: RunFolder, cache: FigureCache, dataset: str, method: str, see
             return -1
         return int(pool[np.argmin(((points[pool] - points[target]) ** 2).sum(axis=1))])
 
-    for a in range(len(classes)):
-        for b in range(len(classes)):
-            wrong = np.flatnonzero((labels == a) & (votes.with_self == b)) if a != b else []
-            if len(wrong) == 0:
-                continue
-            outlier = int(wrong[0])
-            rel = f"{dataset}/{method}/seed{seed}/outliers/{slug(classes[a])}-voted-{slug(classes[b])}"
-            result.figures[a, b] = (len(wrong), rel + ".png")
+    for (a, b), wrong in result.members.items():
+        outlier = int(wrong[0])
+        rel = f"{dataset}/{method}/seed{seed}/outliers/{slug(classes[a])}-voted-{slug(classes[b])}"
+        result.figures[a, b] = (len(wrong), rel + ".png")
 
-            def draw(path, a=a, b=b, outlier=outlier, count=len(wrong)):
-                picks = [nearest(outlier, a), nearest(outlier, b), outlier]
-                shown = [p for p in picks if p >= 0]
-                images = dict(zip(shown, _images(run, dataset, shown)))
-                blank = np.zeros(shape)
-                captions = [f"{classes[a]}, voted {classes[a]}\n(#{picks[0]})" if picks[0] >= 0 else "none voted right",
-                            f"{classes[b]}, voted {classes[b]}\n(#{picks[1]})" if picks[1] >= 0 else "none voted right",
-                            f"outlier: {classes[a]}, voted {classes[b]}\n(#{outlier})"]
-                if not canvas:
-                    canvas.append(ImageRow(3, shape))
-                return canvas[0].draw([images.get(p, blank) for p in picks], captions,
-                                      f"{dataset}, {method}, trained {last}, seed {seed}: {count} point(s) of "
-                                      f"{classes[a]} voted {classes[b]} (k = {k})", path)
+        def draw(path, a=a, b=b, outlier=outlier, count=len(wrong)):
+            picks = [nearest(outlier, a), nearest(outlier, b), outlier]
+            shown = [p for p in picks if p >= 0]
+            images = dict(zip(shown, _images(run, dataset, shown)))
+            blank = np.zeros(shape)
+            captions = [f"{classes[a]}, voted {classes[a]}\n(#{picks[0]})" if picks[0] >= 0 else "none voted right",
+                        f"{classes[b]}, voted {classes[b]}\n(#{picks[1]})" if picks[1] >= 0 else "none voted right",
+                        f"outlier: {classes[a]}, voted {classes[b]}\n(#{outlier})"]
+            if not canvas:
+                canvas.append(ImageRow(3, shape))
+            return canvas[0].draw([images.get(p, blank) for p in picks], captions,
+                                  f"{dataset}, {method}, trained {last}, seed {seed}: {count} point(s) of "
+                                  f"{classes[a]} voted {classes[b]} (k = {k})", path)
 
-            cache.add(rel, _key(fingerprint, a, b, k), draw)
+        cache.add(rel, _key(fingerprint, a, b, k), draw)
     return result
 
 

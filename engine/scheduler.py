@@ -22,7 +22,6 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from .jobs import JobKey, JobSettings, run_job
 from .progress import progress_bar
 

@@ -126,7 +126,7 @@ def train_attempt(
         model.train()
         order = torch.randperm(n_train, generator=shuffle).to(device)
         with progress_bar(total=steps, desc=f"train {source.name} epoch {epoch + 1}/{recipe.epochs}",
-                  unit="batch", leave=False) as bar:
+                          unit="batch", leave=False) as bar:
             for start in range(0, n_train, recipe.batch_size):
                 idx = order[start:start + recipe.batch_size]
                 x = spec.transform(to_float(images[idx], source.scale))

@@ -111,6 +111,16 @@ class RunStore:
         self._set(progress, complete=True)
         progress.complete = True
 
+    def write_whole(self, key: str, value: np.ndarray, fingerprint: dict,
+                    chunks: tuple[int, ...] | None = None) -> Progress:
+        """Write ``value`` as array ``key`` at once and mark it complete (for arrays small
+        enough to hold in memory: principal components, labels)."""
+        progress = self.prepare(key, value.shape, value.dtype, fingerprint, chunks=chunks)
+        progress.array[:] = value
+        self.commit_rows(progress, len(value))
+        self.mark_complete(progress)
+        return progress
+
     def annotate(self, key: str, **values) -> None:
         """Record extra facts about array ``key`` (timings, parameters, results) in its attributes."""
         state = self._state(key)

@@ -21,10 +21,7 @@ def with_checkpoints(run_dir: Path, to: Path) -> Path:
 def write_complete(store, arrays: dict) -> None:
     """Write each ``key: array`` of ``arrays`` into ``store`` whole and mark it complete."""
     for key, value in arrays.items():
-        p = store.prepare(key, value.shape, value.dtype, {})
-        p.array[:] = value
-        store.commit_rows(p, len(value))
-        store.mark_complete(p)
+        store.write_whole(key, value, {})
 
 
 def _cuda_available() -> bool:

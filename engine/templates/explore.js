@@ -151,7 +151,7 @@
     size: 3,
     hover: null,         // {panel, index}
   };
-  const timings = { script: performance.now(), loaded: null, firstView: null, lastSelect: null };
+  const timings = { firstView: null, lastSelect: null };
   let measuring = false;
   let readyResolve;
   const ready = new Promise((resolve) => { readyResolve = resolve; });
@@ -443,7 +443,6 @@
   function render() {
     frame = 0;
     if (!gl || !state.buffers) return;
-    const t0 = performance.now();
     const dpr = window.devicePixelRatio || 1;
     const width = Math.round(window.innerWidth * dpr), height = Math.round(window.innerHeight * dpr);
     if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
@@ -489,14 +488,12 @@
       gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array(4));
     }
     if (timings.firstView === null && state.panels.length && state.panels.every((p) => p.data || !p.info || p.failed)) {
-      timings.loaded = timings.loaded || t0;
       timings.firstView = performance.now();
       readyResolve(timings.firstView);
     }
   }
 
   function warmUp() {  // compile every pipeline once (software renderers compile at first draw) while data load
-    const t0 = performance.now();
     const probe = { id: -1, view: { cx: 0.5, cy: 0.5, z: 1 }, buffer: gl.createBuffer() };
     gl.bindBuffer(gl.ARRAY_BUFFER, probe.buffer);
     gl.bufferData(gl.ARRAY_BUFFER, new Uint16Array([32768, 32768]), gl.STATIC_DRAW);
@@ -521,7 +518,6 @@
     for (const b of [probe.buffer, state.buffers.color, state.buffers.order]) gl.deleteBuffer(b);
     state.buffers = saved;
     state.visible = visible;
-    timings.warmUp = performance.now() - t0;
   }
 
   // ------------------------------------------------------------------ geometry
