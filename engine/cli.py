@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .embedders import EMBEDDERS
-from .errors import EngineError
+from .errors import EXIT_INTERRUPTED, EngineError
 
 DEFAULT_OUT = Path("runs") / "default"
 STAGE_HELP = {
@@ -141,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             return _dispatch(args)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted; what was complete is kept, and a rerun finishes the rest", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _load_npy(path: Path, what: str):

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..store import Representation, RunStore
 from .backend import torch_device
 from .embedders import choose_embedder, embedder_device
-from .errors import EngineError, MissingDataError, SettingsError
+from .errors import JobsFailedError, MissingDataError, SettingsError
 from .jobs import JobKey, JobSettings, is_done, job_list
 from .runinfo import read_run_config, store_location, update_run_config
 from .scheduler import run_jobs
@@ -146,7 +146,7 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
         try:
             n = {d: len(store.labels(d)) for d in settings.datasets}
         except KeyError as exc:
-            raise EngineError(f"{exc.args[0]} (the embed stage reads what extract wrote)") from None
+            raise MissingDataError(f"{exc.args[0]} (the embed stage reads what extract wrote)") from None
         store.ensure_groups(*sorted({k.store_key.rsplit("/", 1)[0] for k in jobs}))
         todo = [k for k in jobs if not is_done(store, k, job_settings, n[k.dataset])]
         log.info("embed: %d jobs, %d complete, %d to run", len(jobs), len(jobs) - len(todo), len(todo))
@@ -174,7 +174,7 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
     summary["timings"] = timings
     if failures:
         listing = "; ".join(f"{o.key.id}: {o.error}" for o in failures[:5])
-        raise EngineError(f"{len(failures)} of {len(jobs)} embedding jobs failed ({listing}); the others are "
+        raise JobsFailedError(f"{len(failures)} of {len(jobs)} embedding jobs failed ({listing}); the others are "
                           "complete and kept, and a rerun retries only the failed ones")
     return summary
 
