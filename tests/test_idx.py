@@ -84,3 +84,31 @@ def test_missing(tmp_path):
 def test_write_rejects_other_dtypes(tmp_path):
     with pytest.raises(DataError, match="uint8"):
         write_idx(tmp_path / "x", np.ones(3, np.float32))
+
+
+def test_directory_is_not_an_idx_file(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").mkdir()
+    with pytest.raises(DataError, match="train-images-idx3-ubyte is a directory, not an IDX file"):
+        read_idx(tmp_path / "train-images-idx3-ubyte")
+    with pytest.raises(DataError, match="train-images-idx3-ubyte is a directory, not an IDX file; remove it"):
+        write_idx(tmp_path / "train-images-idx3-ubyte", np.ones(3, np.uint8))
+    assert [p.name for p in tmp_path.iterdir()] == ["train-images-idx3-ubyte"], "no .partial file is left"
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    from repscope.engine import idx
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(idx.os, "replace", broken_replace)
+    with pytest.raises(DataError, match=r"x could not be written \(No space left on device\)"):
+        write_idx(tmp_path / "x", np.ones(3, np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_negative_looking_size_reads_as_truncated(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(bytes([0, 0, 8, 1, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2]))  # size 2**32 - 1, not -1
+    with pytest.raises(DataError, match=r"x is truncated: 10 bytes where its header \(4294967295,\) needs"):
+        read_idx(path)
