@@ -275,7 +275,7 @@ class Run:
         if representation not in names:
             raise KeyError(f"unknown representation {representation!r}; choose from {', '.join(sorted(names))}")
         key = embedding_key(dataset, self._seed(seed), network, method, representation)
-        return np.asarray(self.store.array(key)[:])
+        return self.store.read(key)
 
     def labels(self, dataset: str) -> np.ndarray:
         """The (N,) labels of the examples analysed on ``dataset``."""

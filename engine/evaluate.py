@@ -4,7 +4,10 @@ itself) gathered into ``metrics.csv``, and the study's tables written from it.
 Embedding metrics are computed by the jobs and read back from the store; a job made
 with another k is scored again here. Representation-space metrics are computed here
 and kept in the attributes of the array they were read from, so a rerun does not
-repeat them and a rebuilt array drops them.
+repeat them and a rebuilt array drops them. Metrics kept beside an array are used
+only after the array passes ``RunStore.verify`` (every byte read, every checksum and
+the digest checked): a damaged array is marked incomplete and named, and nothing is
+written until a rerun has rebuilt it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 from pathlib import Path
 
 from ..kernels import separation_metrics
-from ..store import NETWORKS, ORIGINAL, Representation, RunStore
+from ..store import NETWORKS, ORIGINAL, DamagedArrayError, Representation, RunStore
 from .findings import Depths
 
 from .jobs import JobKey, read_input
@@ -40,21 +43,31 @@ def _rows(key: JobKey, space: str, n: int, k: int, metrics: dict) -> list[dict]:
     return [_row(key, network, space, n, k, metrics) for network in networks]
 
 
-def _embedding_metrics(store: RunStore, key: JobKey, labels, k: int) -> dict | None:
+def _sound(store: RunStore, key: str, damaged: list[str]) -> bool:
+    """Whether array ``key`` passes verification (else it is marked incomplete and listed)."""
+    problem = store.verify(key).problem
+    if problem:
+        damaged.append(f"{key}: {problem}")
+    return problem is None
+
+
+def _embedding_metrics(store: RunStore, key: JobKey, labels, k: int, damaged: list[str]) -> dict | None:
     info = store.info(key.store_key)
-    if info is None or not info.get("complete"):
+    if info is None or not info.get("complete") or not _sound(store, key.store_key, damaged):
         return None
     metrics = info.get("metrics") or {}
     if metrics.get("k") != k:
-        metrics = {"k": k, **separation_metrics(store.array(key.store_key)[:], labels, k=k)}
+        metrics = {"k": k, **separation_metrics(store.read(key.store_key), labels, k=k)}
         store.annotate(key.store_key, metrics=metrics)
     return metrics
 
 
-def _representation_metrics(store: RunStore, key: JobKey, labels, k: int) -> dict:
+def _representation_metrics(store: RunStore, key: JobKey, labels, k: int, damaged: list[str]) -> dict | None:
     source = key.source_key  # a wide representation is scored in its PCA-reduced form
     cache = (store.info(source) or {}).get("representation_metrics", {})
     cached = cache.get(key.representation)
+    if cached is not None and cached.get("k") == k and not _sound(store, source, damaged):
+        return None
     if cached is None or cached.get("k") != k:
         cached = {"k": k, **separation_metrics(read_input(store, key), labels, k=k)}
         store.annotate(source, representation_metrics={**cache, key.representation: cached})
@@ -70,10 +83,10 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     run_dir = Path(run_dir)
     store = RunStore(store_location(run_dir))
     labels = {d: store.labels(d) for d in dict.fromkeys(key.dataset for key in jobs)}
-    rows, missing = [], []
+    rows, missing, damaged = [], [], []
     if "embedding" in spaces:
         for key in progress_bar(jobs, desc="evaluate embeddings", unit="job", leave=False):
-            metrics = _embedding_metrics(store, key, labels[key.dataset], k)
+            metrics = _embedding_metrics(store, key, labels[key.dataset], k, damaged)
             if metrics is None:
                 missing.append(key.id)
                 continue
@@ -84,8 +97,13 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
             if (key.dataset, key.seed, key.network, key.representation) in seen:
                 continue
             seen.add((key.dataset, key.seed, key.network, key.representation))
-            metrics = _representation_metrics(store, key, labels[key.dataset], k)
+            metrics = _representation_metrics(store, key, labels[key.dataset], k, damaged)
+            if metrics is None:
+                continue
             rows += _rows(key, "representation", len(labels[key.dataset]), k, metrics)
+    if damaged:
+        raise DamagedArrayError(f"{len(damaged)} array(s) of {store.path} are damaged ({'; '.join(damaged[:3])}); "
+                                "they are marked incomplete, and a rerun rebuilds them and then writes metrics.csv")
     if missing:
         log.warning("%d embeddings are missing and left out of metrics.csv (first: %s); run the embed stage",
                     len(missing), missing[0])

@@ -226,7 +226,7 @@ def _dataset_files(run: RunFolder, cache: FigureCache, dataset: str) -> dict:
                         continue  # ``original``: one file, under the trained network
 
                     def write(path: Path, key=key, ident=ident) -> list[Path]:
-                        points = np.asarray(run.store.array(key)[:])
+                        points = run.store.read(key)
                         bad = int((~np.isfinite(points).all(axis=1)).sum())
                         if bad:  # the page says so in the panel instead of drawing a part
                             log.warning("%s: %d of %d points are not finite; the explorer does not draw it", key, bad,

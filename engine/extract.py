@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from ..store import (
-    CHUNK_ROWS, ORIGINAL, Representation, RunStore, build_representations, components_key, labels_key, layer_key, original_key,
-    reduced_key,
+    CHUNK_ROWS, EXAMPLE, ORIGINAL, Representation, RunStore, build_representations, components_key, example_key,
+    labels_key, layer_dims, layer_key, original_key, reduced_key,
 )
 from .backend import torch_device
 from .errors import SettingsError
@@ -64,18 +64,32 @@ class _Target:
     dtype: str
     fingerprint: dict
     take: Callable[[np.ndarray, np.ndarray, dict[str, dict[str, torch.Tensor]]], np.ndarray]
+    #: What the engine records about it (read back by later stages).
+    info: dict
+    #: Its axes and its plain attributes, for xarray.
+    dims: tuple[str, ...]
     attributes: dict
 
 
-def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, ckpt: Checkpoints) -> list[_Target]:
+def _module_text(module: torch.nn.Module) -> str:
+    """``Conv2d(1, 6, kernel_size=(5, 5), stride=(1, 1))``: the module's type and settings."""
+    return f"{type(module).__name__}({module.extra_repr()})"
+
+
+def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, ckpt: Checkpoints,
+             nets: dict[str, torch.nn.Module]) -> list[_Target]:
     base = {"n": n, "chunk_rows": CHUNK_ROWS, "train_sha256": source.sha256, "scale": source.scale}
     example = {"example_shape": list(source.example_shape), "scale": source.scale}
     labels_dtype = np.asarray(source.train.label_rows(0, 1)).dtype.str
     targets = [
         _Target(labels_key(source.name), (n,), labels_dtype, base, lambda x, y, out: y,
-                {"classes": list(source.classes)}),
+                {"classes": list(source.classes)}, (EXAMPLE,),
+                {"description": f"class label of each example of {source.name}", "classes": list(source.classes)}),
         _Target(original_key(source.name), (n, int(np.prod(source.example_shape))), np.dtype(source.train.examples.dtype).str,
-                base, lambda x, y, out: x.reshape(len(x), -1), example),
+                base, lambda x, y, out: x.reshape(len(x), -1), example, (EXAMPLE, "feature"),
+                {"description": f"the examples of {source.name} as the source gives them, flattened "
+                                f"(shape {tuple(source.example_shape)}; divide by scale {source.scale:g} for the network's units)",
+                 **example}),
     ]
     paths = {layer.key: layer.path for layer in spec.layers}
     with torch.inference_mode():  # the transform by name and by what it does to the first examples
@@ -83,12 +97,16 @@ def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, c
     transform = {"name": describe(spec.transform),
                  "sha256": hashlib.sha256(first.contiguous().cpu().numpy().tobytes()).hexdigest()}
     for network in NETWORKS:
+        modules = dict(nets[network].named_modules())
         for layer, shape in shapes.items():
+            module = _module_text(modules[paths[layer]])
             targets.append(_Target(
                 layer_key(source.name, seed, network, layer), (n, *shape), "float32",
                 {**base, "checkpoints_sha256": ckpt.sha256, "module": paths[layer], "transform": transform},
                 lambda x, y, out, network=network, layer=layer: out[network][layer].cpu().numpy(),
-                {"layer": layer, "activation_shape": list(shape)},
+                {"layer": layer, "activation_shape": list(shape)}, layer_dims(layer, shape),
+                {"description": f"output of {layer} (module {paths[layer]}: {module}) of the {network} network, "
+                                f"seed {seed}", "layer": layer, "module": paths[layer], "module_type": module},
             ))
     return targets
 
@@ -118,11 +136,18 @@ def extract(
     store_path = store_location(run_dir)
     store = RunStore(store_path)
     progress = []
-    for t in _targets(spec, source, seed, n, shapes, ckpt):
-        p = store.prepare(t.key, t.shape, t.dtype, t.fingerprint)
-        if t.attributes and not p.complete:
-            store.annotate(t.key, **t.attributes)
+    for t in _targets(spec, source, seed, n, shapes, ckpt, nets):
+        p = store.prepare(t.key, t.shape, t.dtype, t.fingerprint, dims=t.dims, attributes=t.attributes)
+        if t.info and not p.complete:
+            store.annotate(t.key, **t.info)
         progress.append((t, p))
+    base = progress[0][0].fingerprint
+    if not store.is_complete(example_key(source.name), base):
+        store.write_whole(example_key(source.name), np.arange(n, dtype=np.int64), base, dims=(EXAMPLE,),
+                          attributes={"description": f"index of each analysed example in {source.name}'s "
+                                                     "training split"})
+    store.describe(source.name, description=f"{source.description}: the first {n} training examples",
+                   classes=list(source.classes), example_shape=list(source.example_shape))
     todo = [(t, p) for t, p in progress if not p.complete]
     log.info("%s: extracting N=%d, seed %d, device %s, batch %d rows, layers %s, into %s (%d of %d arrays to write)",
              source.name, n, seed, device, CHUNK_ROWS, ", ".join(f"{k} {v}" for k, v in shapes.items()), store_path,
@@ -196,7 +221,8 @@ def reduce_wide(store: RunStore, dataset: str, seed: int, representations, devic
                                      else original_key(dataset)) or {}
             n = int(source_info.get("fingerprint", {}).get("n", 0))
             components = min(COMPONENTS, rep.dims, n)
-            fingerprint = {"source": source_info.get("fingerprint", {}), "components": components,
+            fingerprint = {"source": {**source_info.get("fingerprint", {}), "digest": source_info.get("digest")},
+                           "components": components,
                            "representation": rep.name, "arrays": library}
             if store.is_complete(key, fingerprint):
                 continue
@@ -210,7 +236,9 @@ def reduce_wide(store: RunStore, dataset: str, seed: int, representations, devic
                                                               rows=slice(a, min(a + CHUNK_ROWS, n))))
 
             progress = store.prepare(key, (n, components), "float32", fingerprint,
-                                     chunks=(min(CHUNK_ROWS, n), components))
+                                     chunks=(min(CHUNK_ROWS, n), components), dims=(EXAMPLE, "component"),
+                                     attributes={"description": f"{rep.name} of the {network} network projected on "
+                                                                f"its first {components} principal components"})
             from threadpoolctl import threadpool_limits
 
             with threadpool_limits(limits=1):  # BLAS threads change the last bits; one gives the same on any machine
@@ -221,6 +249,7 @@ def reduce_wide(store: RunStore, dataset: str, seed: int, representations, devic
                                      "explained_variance_total": float(np.sum(pca.explained_variance_ratio)),
                                      "library": pca.library, "seconds": round(time.perf_counter() - started, 3)})
             store.write_whole(components_key(dataset, seed, network, rep.name), pca.components.astype(np.float32),
-                              fingerprint, chunks=pca.components.shape)
+                              fingerprint, chunks=pca.components.shape,
+                              dims=("component", f"{rep.name.rsplit('/', 1)[-1]}_feature"))
             store.mark_complete(progress)  # last: a complete reduced array means its components are there
     return [r.name for r in wide]

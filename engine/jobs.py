@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store import (
-    CHUNK_ROWS, NETWORKS, ORIGINAL, Representation, RunStore, array_key, embedding_key, reduced_key,
+    CHUNK_ROWS, EMBEDDING_DIMS, NETWORKS, ORIGINAL, Representation, RunStore, array_key, embedding_key, reduced_key,
 )
 from .embedders import EMBEDDERS
 from .runinfo import STORE
@@ -121,9 +121,10 @@ def job_store(run_dir: str | Path, settings: JobSettings) -> RunStore:
 
 
 def source_fingerprint(store: RunStore, key: JobKey) -> dict:
-    """The fingerprint of the array a job reads: a changed source means a stale embedding."""
+    """What the array a job reads is made from, and its content digest: a changed or
+    rebuilt source with other bytes means a stale embedding."""
     info = store.info(key.source_key)
-    return {} if info is None else info.get("fingerprint", {})
+    return {} if info is None else {**info.get("fingerprint", {}), "digest": info.get("digest")}
 
 
 def job_fingerprint(store: RunStore, key: JobKey, settings: JobSettings, n: int) -> dict:
@@ -140,7 +141,7 @@ def is_done(store: RunStore, key: JobKey, settings: JobSettings, n: int) -> bool
 def read_input(store: RunStore, key: JobKey) -> np.ndarray:
     """The (N, dims) float32 array a job embeds: the representation, or its PCA-reduced form."""
     if key.reduced:
-        return np.asarray(store.array(key.source_key)[:], dtype=np.float32)
+        return store.read(key.source_key).astype(np.float32, copy=False)
     return store.read_representation(key.dataset, key.seed, key.network, key.rep)
 
 
@@ -153,7 +154,9 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
     labels = store.labels(key.dataset)
     n = len(labels)
     fingerprint = job_fingerprint(store, key, settings, n)
-    progress = store.prepare(key.store_key, (n, 2), "float32", fingerprint, chunks=(min(CHUNK_ROWS, n), 2))
+    progress = store.prepare(key.store_key, (n, 2), "float32", fingerprint, chunks=(min(CHUNK_ROWS, n), 2),
+                             dims=EMBEDDING_DIMS, attributes={"description": f"{embedder.name} embedding of "
+                             f"{key.representation}, {key.network} network, seed {key.seed}"})
     if progress.complete:
         info = store.info(key.store_key)
         return {"id": key.id, "seconds": info.get("seconds"), "metrics": info.get("metrics"), "skipped": True}

@@ -29,12 +29,12 @@ import numpy as np
 
 from ..kernels import knn_votes
 from ..store import NETWORKS, Representation, RunStore, array_key, embedding_key, is_url, original_key
-from .errors import MissingDataError
+from .errors import MissingDataError, SettingsError
 from .evaluate import METRICS_CSV
 from .findings import SEPARATION, Confusion, Depths, check_findings, cells_by_run, layer_average
 from .jobs import K
 from .progress import progress_bar
-from .runinfo import CONFIG, store_location
+from .runinfo import CONFIG, read_run_config, store_location
 from .tables import BEYOND, NOTE, PARTIAL, read_metrics_csv, study_tables
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class RunFolder:
         if (path / "jobs.csv").is_file():
             with open(path / "jobs.csv", newline="") as f:
                 jobs = list(csv.DictReader(f))
-        folder = cls(path, json.loads((path / CONFIG).read_text()), rows, RunStore(location), jobs)
+        folder = cls(path, read_run_config(path), rows, RunStore(location), jobs)
         embedded = [r for r in rows if r["space"] == "embedding"]
         order = list(folder.config.get("settings", {}).get("datasets", []))
         present = {r["dataset"] for r in rows}
@@ -168,7 +168,7 @@ class RunFolder:
         """A complete embedding, or None (``original`` is stored once, under ``trained``)."""
         key = embedding_key(dataset, seed, network, method, name)
         info = self.store.info(key)
-        return self.store.array(key)[:] if info and info.get("complete") else None
+        return self.store.read(key) if info and info.get("complete") else None
 
     def panel_title(self, dataset: str, seed: int, network: str, method: str, name: str) -> str:
         """A representation's name, marked where it was constant (a dead filter: one point)."""
@@ -261,10 +261,9 @@ def _depth_figures(run: RunFolder, cache: FigureCache, dataset: str, method: str
 def _images(run: RunFolder, dataset: str, rows: list[int]) -> np.ndarray:
     """The examples of ``rows`` as images on a 0-255 scale: (rows, H, W) or (rows, H, W, 3)."""
     key = original_key(dataset)
-    original = run.store.array(key)
     scale = float((run.store.info(key) or {}).get("scale", 1.0))
     unique = sorted(set(rows))  # an orthogonal selection wants sorted, distinct rows
-    lookup = dict(zip(unique, np.asarray(original.get_orthogonal_selection((unique, slice(None))))))
+    lookup = dict(zip(unique, run.store.read(key, (unique, slice(None)), orthogonal=True)))
     images = np.stack([lookup[r] for r in rows]).reshape(len(rows), *run.example_shape(dataset))
     if images.ndim == 4:  # (C, H, W) -> (H, W, C), one channel -> grey
         images = images.transpose(0, 2, 3, 1) if images.shape[1] in (1, 3, 4) else images
@@ -380,7 +379,7 @@ def _filter_figures(run: RunFolder, cache: FigureCache, dataset: str, seed: int)
         rel = f"{dataset}/filters/seed{seed}/{slug(name)}"
 
         def draw(path, row=row, name=name):
-            maps = {layer: np.asarray(run.store.array(key)[row, :count]) for (layer, key), count
+            maps = {layer: run.store.read(key, (row, slice(None, count))) for (layer, key), count
                     in zip(keys.items(), maps_shown)}
             return filter_figure(_images(run, dataset, [row])[0], maps,
                                  f"{dataset}, trained network, seed {seed}: example #{row} ({name})", path)
@@ -447,16 +446,45 @@ def _layer_notes(run: RunFolder, dataset: str) -> dict:
 
 
 def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
-    """Write ``<run_dir>/report/index.html`` and its figures; return the page's path."""
+    """Write ``<run_dir>/report/index.html`` and its figures; return the page's path.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        A run folder the evaluate stage has finished.
+    k : int
+        Neighbours of the kNN vote behind the outliers: 1 to N - 1.
+
+    Returns
+    -------
+    Path
+        The page.
+
+    Raises
+    ------
+    SettingsError
+        Where ``k`` is not a whole number from 1 to N - 1.
+    MissingDataError
+        Where ``run_dir`` is not a finished run folder (no config.json, metrics.csv or store).
+    DataError
+        Where its config.json cannot be read.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise SettingsError(f"--k must be a whole number >= 1; got {k!r}")
     started = time.perf_counter()
     run = RunFolder.open(run_dir)
+    sizes = {dataset: len(run.store.labels(dataset)) for dataset in run.datasets}
+    if k >= min(sizes.values(), default=k + 1):
+        n = min(sizes.values())
+        raise SettingsError(f"--k must be less than N = {n}, the points of {min(sizes, key=sizes.get)} (a point's "
+                            f"neighbours are the other points); got {k}; give --k {n - 1} or less")
     report = run.path / REPORT
     cache = FigureCache(report / FIGURES)
     log.info("report %s: datasets %s, methods %s, seeds %s", report, ",".join(run.datasets),
              ",".join(run.methods), ",".join(map(str, run.seeds)))
     sections, confusions, missing = [], {}, []
     for dataset in run.datasets:
-        n = len(run.store.labels(dataset))
+        n = sizes[dataset]
         section = {"dataset": dataset, "id": slug(dataset), "n": n, "classes": run.classes(dataset), "methods": [],
                    "last": run.depths[dataset].last, "layers": _layer_notes(run, dataset),
                    "filters": {seed: _filter_figures(run, cache, dataset, seed) for seed in run.seeds}}

@@ -3,6 +3,8 @@
 from .layout import (
     ALL,
     CHUNK_ROWS,
+    EMBEDDING_DIMS,
+    EXAMPLE,
     NETWORKS,
     ORIGINAL,
     SPLITS,
@@ -12,19 +14,23 @@ from .layout import (
     channel_name,
     chunks_for,
     components_key,
+    default_dims,
     embedding_key,
+    example_key,
     find,
     holder,
     labels_key,
+    layer_dims,
     layer_key,
     layer_names,
     original_key,
     reduced_key,
 )
-from .runstore import Progress, RunStore, flag_group, is_url
+from .runstore import DamagedArrayError, Progress, RunStore, Verified, flag_group, is_url
 
 __all__ = [
-    "ALL", "CHUNK_ROWS", "NETWORKS", "ORIGINAL", "SPLITS", "Representation", "array_key", "build_representations",
-    "channel_name", "chunks_for", "components_key", "embedding_key", "find", "holder", "labels_key", "layer_key", "layer_names", "original_key",
-    "reduced_key", "Progress", "RunStore", "flag_group", "is_url",
+    "ALL", "CHUNK_ROWS", "EMBEDDING_DIMS", "EXAMPLE", "NETWORKS", "ORIGINAL", "SPLITS", "Representation", "array_key",
+    "build_representations", "channel_name", "chunks_for", "components_key", "default_dims", "embedding_key",
+    "example_key", "find", "holder", "labels_key", "layer_dims", "layer_key", "layer_names", "original_key",
+    "reduced_key", "DamagedArrayError", "Progress", "RunStore", "Verified", "flag_group", "is_url",
 ]

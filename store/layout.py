@@ -3,6 +3,7 @@
 This module is the one place that knows paths inside ``store.zarr``::
 
     <dataset>/labels                                   (N,) labels
+    <dataset>/example                                  (N,) the examples' indices in the source
     <dataset>/original                                 (N, D) the examples as the source gives them, flattened
     <dataset>/seed<seed>/<network>/<layer>             (N, *shape) float32, one array per analysed layer
     <dataset>/seed<seed>/<network>/reduced/<name>      (N, 50) float32, PCA of a wide representation
@@ -14,6 +15,13 @@ inputs do not depend on the seed and are stored once. Arrays with a channel axis
 chunked one channel per chunk, so a channel is read without the others. No shape is
 fixed here: each array's shape comes from the model's dry forward pass and is
 recorded in the array's metadata.
+
+Every array names its axes (Zarr v3 ``dimension_names``), so that
+``xarray.open_datatree(store, engine="zarr")`` opens a run: the first axis of every
+array is ``example`` (``<dataset>/example`` holds its coordinate, the indices of the
+examples analysed), a layer's other axes are named after the layer (``layer1_channel``,
+``layer1_y``, ``layer1_x``: layers of one group differ in size), an embedding's is
+``axis``, a reduced array's ``component``.
 
 A *representation* is what one embedding is made of: ``original`` (the input), a
 whole layer (``<layer>``, the flattened activation), one channel of a layer split by
@@ -117,6 +125,41 @@ def find(representations: Sequence[Representation], name: str) -> Representation
 def layer_names(representations: Sequence[Representation]) -> list[str]:
     """The analysed layers in depth order (``original`` first)."""
     return list(dict.fromkeys(r.array for r in sorted(representations, key=lambda r: r.depth)))
+
+
+#: The first axis of every array: the analysed examples.
+EXAMPLE = "example"
+#: The axes of an (N, 2) embedding.
+EMBEDDING_DIMS = (EXAMPLE, "axis")
+#: The axes of a layer's activation after ``example``, by the number of its axes.
+_LAYER_AXES = {0: (), 1: ("unit",), 2: ("channel", "position"), 3: ("channel", "y", "x"), 4: ("channel", "z", "y", "x")}
+
+
+def layer_dims(layer: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+    """Dimension names of a stored layer of per-example ``shape``: ``example``, then axes
+    named after the layer.
+
+    Examples
+    --------
+    >>> layer_dims("layer1", (6, 24, 24))
+    ('example', 'layer1_channel', 'layer1_y', 'layer1_x')
+    >>> layer_dims("fc", (10,))
+    ('example', 'fc_unit')
+    """
+    axes = _LAYER_AXES.get(len(shape)) or tuple(f"axis{i}" for i in range(1, len(shape) + 1))
+    return (EXAMPLE, *(f"{layer}_{axis}" for axis in axes))
+
+
+def default_dims(key: str, ndim: int) -> tuple[str, ...]:
+    """Dimension names of an array that is given none: ``example``, then axes named after
+    the array (``<leaf>_axis1``, ...), which never clash with another array's."""
+    leaf = key.rsplit("/", 1)[-1]
+    return (EXAMPLE, *(f"{leaf}_axis{i}" for i in range(1, ndim)))
+
+
+def example_key(dataset: str) -> str:
+    """Key of the (N,) indices of the analysed examples in the source (the ``example`` coordinate)."""
+    return f"{dataset}/{EXAMPLE}"
 
 
 def labels_key(dataset: str) -> str:

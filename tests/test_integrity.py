@@ -1,0 +1,205 @@
+"""A damaged store never yields a number: missing chunks, altered bytes, swapped chunks,
+arrays of an earlier format; verification, repair by rerun, one writer per folder, and
+a store that xarray opens."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import repscope
+from repscope.engine.lock import holder, run_lock
+from repscope.engine.verify import verify_run
+from repscope.store import DamagedArrayError, RunStore, embedding_key, layer_key
+
+CLI = [sys.executable, "-m", "repscope"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _chunk(store_path: Path, key: str, index: str = "0/0") -> Path:
+    return store_path / key / "c" / index
+
+
+def _flip(path: Path, at: int = -12) -> None:
+    data = bytearray(path.read_bytes())
+    at %= len(data)
+    data[at:at + 4] = bytes(b ^ 0xFF for b in data[at:at + 4])
+    path.write_bytes(bytes(data))
+
+
+# ------------------------------------------------------------------ the store alone
+
+
+@pytest.fixture()
+def store(tmp_path) -> RunStore:
+    s = RunStore(tmp_path / "s.zarr")
+    rng = np.random.default_rng(0)
+    s.write_whole("d/a", rng.normal(size=(10, 3)).astype(np.float32), {"n": 10}, chunks=(4, 3))
+    s.write_whole("d/b", rng.normal(size=(10, 3)).astype(np.float32), {"n": 10}, chunks=(4, 3))
+    s.write_whole("d/zeros", np.zeros((10, 2, 2), np.float32), {"n": 10})
+    return s
+
+
+def test_a_sound_store_verifies_and_reads(store):
+    assert [store.verify(k).problem for k in store.keys()] == [None, None, None]
+    assert store.read("d/zeros").shape == (10, 2, 2)  # chunks of zeros are written, not left out
+    assert store.root["d/zeros"].nchunks_initialized == store.root["d/zeros"].nchunks
+    assert store.info("d/a")["digest"] and store.info("d/a")["format"] == 2
+
+
+def test_a_missing_chunk_is_damage_never_zeros(store):
+    _chunk(store.path, "d/a", "1/0").unlink()
+    with pytest.raises(DamagedArrayError, match=r"d/a is damaged: 1 of 3 chunks are missing.*rerun rebuilds"):
+        store.read("d/a")
+    assert not store.is_complete("d/a") and store.info("d/a")["damaged"]
+    assert store.verify("d/a").problem == "incomplete"  # marked: the stage that writes it rebuilds it
+    progress = store.prepare("d/a", (10, 3), "float32", {"n": 10}, chunks=(4, 3))
+    assert progress.rows_done == 0 and not progress.complete
+
+
+def test_altered_bytes_fail_the_checksum_on_read_and_verify(store):
+    _flip(_chunk(store.path, "d/b"))
+    assert store.is_complete("d/b")  # a chunk is there; its bytes are checked when read
+    assert "fail their checksum" in store.verify("d/b").problem
+    assert not store.is_complete("d/b")
+    _flip(_chunk(store.path, "d/zeros", "0/0/0"), at=-3)  # the checksum itself
+    with pytest.raises(DamagedArrayError, match=r"d/zeros is damaged: a chunk fails its checksum"):
+        store.read("d/zeros")
+
+
+def test_a_chunk_swapped_for_another_valid_one_changes_the_digest(store):
+    shutil.copy(_chunk(store.path, "d/a"), _chunk(store.path, "d/b"))
+    np.testing.assert_array_equal(store.read("d/b")[:4], store.read("d/a")[:4])  # each chunk decodes
+    assert "digest" in store.verify("d/b").problem
+
+
+def test_arrays_of_an_earlier_format_are_rebuilt(store):
+    info = store.info("d/a")
+    store.root["d/a"].attrs["repscope"] = {k: v for k, v in info.items() if k not in ("format", "digest")}
+    assert not store.is_complete("d/a")
+    with pytest.raises(KeyError, match="missing or incomplete"):
+        store.array("d/a")
+    assert store.prepare("d/a", (10, 3), "float32", {"n": 10}, chunks=(4, 3)).rows_done == 0
+
+
+def test_dimension_names_and_descriptions(store):
+    store.write_whole("d/e", np.zeros((10, 2), np.float32), {}, dims=("example", "axis"),
+                      attributes={"description": "an embedding"})
+    array = store.root["d/e"]
+    assert array.metadata.dimension_names == ("example", "axis") and array.attrs["description"] == "an embedding"
+    assert store.root["d/zeros"].metadata.dimension_names == ("example", "zeros_axis1", "zeros_axis2")
+
+
+# ------------------------------------------------------------------ a run: detect, repair, same numbers
+
+
+def _analyze(out: Path) -> None:
+    """A run on scikit-learn's digits: a small network's hidden layer, t-SNE, N = 120 (the
+    same weights every time: the network object is the trained network)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 10))
+    repscope.analyze(net, "digits", layers=["2"], methods=["tsne"], n=120, out=out, workers=0, report=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("integrity") / "run"
+    _analyze(out)
+    return out
+
+
+def _copy(run: Path, to: Path) -> Path:
+    shutil.copytree(run, to)
+    return to
+
+
+def test_verify_names_a_damaged_embedding_and_a_rerun_repairs_it(tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    reference = (tiny_run / "metrics.csv").read_bytes()
+    key = embedding_key("digits", 42, "untrained", "tsne", "2")
+    _chunk(run / "store.zarr", key).unlink()
+    proc = subprocess.run([*CLI, "verify", "--out", str(run)], capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert key in proc.stderr and "DAMAGED" in proc.stdout and "Traceback" not in proc.stderr
+    _analyze(run)
+    assert (run / "metrics.csv").read_bytes() == reference
+    assert not verify_run(run).damaged and not verify_run(run).incomplete
+
+
+def test_cached_metrics_of_an_altered_embedding_are_not_used(tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    key = embedding_key("digits", 42, "trained", "tsne", "2")
+    _flip(_chunk(run / "store.zarr", key))
+    (run / "metrics.csv").unlink()
+    with pytest.raises(DamagedArrayError, match=f"{key}: 1 chunk"):
+        _rerun_evaluate(run)
+    assert not (run / "metrics.csv").exists()
+    _analyze(run)  # embeds it again: the same bytes, the same numbers
+    assert (run / "metrics.csv").read_bytes() == (tiny_run / "metrics.csv").read_bytes()
+
+
+def _rerun_evaluate(run: Path) -> None:
+    from repscope.engine import pipeline
+    from repscope.engine.api import Run
+
+    settings = Run(run).config["settings"]
+    from repscope.engine.evaluate import evaluate
+
+    reps = pipeline.recorded_representations(run, settings["datasets"])
+    jobs = pipeline.job_list(settings["datasets"], settings["seeds"], settings["methods"], reps)
+    evaluate(run, jobs, ("embedding",), settings["k"], reps)
+
+
+def test_a_damaged_layer_is_rebuilt_to_the_same_bytes_and_nothing_downstream_reruns(tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    key = layer_key("digits", 42, "trained", "2")
+    digest = RunStore(run / "store.zarr").info(key)["digest"]
+    _flip(_chunk(run / "store.zarr", key))
+    with pytest.raises(DamagedArrayError, match=key):
+        repscope.Run(run).representation("digits", "2")
+    embedded = {p: p.stat().st_mtime_ns for p in (run / "store.zarr").rglob("embeddings/*/*/c/*/*")}
+    _analyze(run)
+    store = RunStore(run / "store.zarr")
+    assert store.info(key)["digest"] == digest and "damaged" not in store.info(key)
+    assert {p: p.stat().st_mtime_ns for p in embedded} == embedded  # same digest: embeddings stand
+    assert (run / "metrics.csv").read_bytes() == (tiny_run / "metrics.csv").read_bytes()
+
+
+def test_xarray_opens_the_store_with_named_dimensions(tiny_run):
+    xarray = pytest.importorskip("xarray")
+    tree = xarray.open_datatree(tiny_run / "store.zarr", engine="zarr", consolidated=False)
+    digits = tree["digits"]
+    assert digits.attrs["classes"] == [str(c) for c in range(10)]
+    assert digits["labels"].dims == ("example",) and digits["original"].dims == ("example", "feature")
+    np.testing.assert_array_equal(digits["example"].values, np.arange(120))
+    layer = tree["digits/seed42/trained"]["2"]
+    assert layer.dims == ("example", "2_unit") and "Linear" not in layer.attrs["module_type"]
+    assert "ReLU" in layer.attrs["module_type"] and "trained network" in layer.attrs["description"]
+    embedding = tree["digits/seed42/untrained/embeddings/tsne"]["2"]
+    assert embedding.dims == ("example", "axis") and embedding.shape == (120, 2)
+
+
+# ------------------------------------------------------------------ one writer per folder
+
+
+def test_a_second_writer_exits_at_once_naming_the_holder(tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    with run_lock(run):
+        assert holder(run)["pid"] == os.getpid()
+        for command in (["verify"], ["report"], ["evaluate"]):
+            proc = subprocess.run([*CLI, "-q", *command, "--out", str(run)], capture_output=True, text=True, env=ENV,
+                                  timeout=120)
+            assert proc.returncode == 5, (command, proc.stderr[-2000:])
+            assert f"pid {os.getpid()}" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert holder(run) is None  # released; the file stays, empty, and blocks no one
+    assert json.loads((run / "config.json").read_text())["settings"]["n"] == 120
