@@ -8,7 +8,7 @@ recorded too (the process time includes worker start-up and umap-learn's one-tim
 compilation). The growth exponent of a stage is the slope of log(time) against log(N)
 over the sizes.
 
-    python benchmarks/stages.py [--sizes 5000 20000 60000] [--representations layer3,layer2/filter1]
+    python benchmarks/stages.py [--sizes 5000 20000 60000] [--representations layer3,layer2/filter01]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def _slope(sizes: list[int], times: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 20_000, 60_000])
-    parser.add_argument("--representations", default="layer3,layer2/filter1")
+    parser.add_argument("--representations", default="layer3,layer2/filter01")
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--out", type=Path, default=RESULTS / "stages-cpu.json")
     args = parser.parse_args()

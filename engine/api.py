@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..store import NETWORKS, Representation, RunStore, embedding_key
+from ..store import NETWORKS, Representation, RunStore, embedding_key, find
 from .errors import MissingDataError, SettingsError
 from .evaluate import METRICS_CSV
 from .runinfo import CONFIG, read_run_config, store_location
@@ -271,9 +271,7 @@ class Run:
         if network not in NETWORKS:
             raise KeyError(f"network {network!r}: choose from {', '.join(NETWORKS)}")
         method = method or self.config.get("settings", {}).get("methods", ["tsne"])[0]
-        names = {r.name for r in self.representations(dataset)}
-        if representation not in names:
-            raise KeyError(f"unknown representation {representation!r}; choose from {', '.join(sorted(names))}")
+        representation = find(self.representations(dataset), representation).name
         key = embedding_key(dataset, self._seed(seed), network, method, representation)
         return self.store.read(key)
 
@@ -284,9 +282,7 @@ class Run:
     def representation(self, dataset: str, representation: str, network: str = "trained",
                        seed: int | None = None) -> np.ndarray:
         """The (N, dims) representation itself, as the embedders saw it before any PCA."""
-        rep = next((r for r in self.representations(dataset) if r.name == representation), None)
-        if rep is None:
-            raise KeyError(f"unknown representation {representation!r}")
+        rep = find(self.representations(dataset), representation)
         return self.store.read_representation(dataset, self._seed(seed), network, rep)
 
     def summary(self) -> str:

@@ -43,7 +43,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from ..store import NETWORKS, ORIGINAL, embedding_key, holder
+from ..store import NETWORKS, ORIGINAL, embedding_key, find, holder
 from .errors import MissingDataError, SettingsError
 from .report import REPORT, FigureCache, RunFolder, _images, _key, slug
 
@@ -331,15 +331,17 @@ def export_projector(run_dir: str | os.PathLike, out: str | os.PathLike, dataset
     _check_choice("network", network, NETWORKS)
     _check_choice("vectors", vectors, ("embedding", "representation"))
     depths = run.depths[dataset]
-    representation = representation or depths.last
-    _check_choice("representation", representation, [r.name for r in depths.representations])
+    try:
+        representation = find(depths.representations, representation).name if representation else depths.last
+    except KeyError:
+        _check_choice("representation", representation, [r.name for r in depths.representations])
     if vectors == "embedding":
         values = run.embedding(dataset, seed, network, method, representation)
         if values is None:
             raise MissingDataError(f"{run.path}: embedding {embedding_key(dataset, seed, network, method, representation)}"
                                    f" is missing or incomplete; run `repscope embed --out {run.path}`")
     else:
-        rep = next(r for r in depths.representations if r.name == representation)
+        rep = find(depths.representations, representation)
         values = run.store.read_representation(dataset, seed, network, rep)
     labels = run.store.labels(dataset).astype(np.int64)
     classes = run.classes(dataset)

@@ -47,7 +47,7 @@ class Depths:
     >>> from repscope.store import build_representations
     >>> d = Depths(build_representations(64, [("conv", "channels", (2, 3, 3), None), ("fc", "whole", (8,), None)]))
     >>> d.layers, d.members("conv"), d.last
-    (['original', 'conv', 'fc'], ['conv/filter1', 'conv/filter2'], 'fc')
+    (['original', 'conv', 'fc'], ['conv/filter01', 'conv/filter02'], 'fc')
     """
 
     def __init__(self, representations: Sequence[Representation]) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..store import (
     CHUNK_ROWS, EMBEDDING_DIMS, NETWORKS, ORIGINAL, Representation, RunStore, array_key, embedding_key, reduced_key,
+    same_name,
 )
 from .embedders import EMBEDDERS
 from .runinfo import STORE
@@ -90,7 +91,8 @@ def job_list(datasets, seeds, methods, representations: dict[str, tuple[Represen
     for dataset, seed, method in itertools.product(datasets, seeds, methods):
         reps = representations[dataset]
         if names is not None:
-            reps = [r for r in reps if r.name in names]
+            wanted = {same_name(name) for name in names}
+            reps = [r for r in reps if same_name(r.name) in wanted]
         for rep in reps:
             for network in (("trained",) if rep.name == ORIGINAL else NETWORKS):
                 jobs.append(JobKey(dataset, seed, network, method, rep.name, rep))

@@ -46,9 +46,8 @@ FIGURE_VERSION = 1
 
 
 def slug(name: str) -> str:
-    """A file-name form of a representation or class name: ``conv/filter3`` ->
+    """A file-name form of a representation or class name: ``conv/filter03`` ->
     ``conv-filter03``, ``Top/Shirt`` -> ``top-shirt``."""
-    name = re.sub(r"filter(\d)$", lambda m: f"filter{int(m.group(1)):02d}", name)
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 

@@ -25,7 +25,9 @@ examples analysed), a layer's other axes are named after the layer (``layer1_cha
 
 A *representation* is what one embedding is made of: ``original`` (the input), a
 whole layer (``<layer>``, the flattened activation), one channel of a layer split by
-channel (``<layer>/filter<c>``, 1-based), or, for such a layer, the whole layer as
+channel (``<layer>/filter<c>``, 1-based and zero-padded to the width of the channel
+count, at least two digits, so that names sort in channel order: ``filter01`` ..
+``filter16``; a name given without the padding, ``layer2/filter7``, means the same), or, for such a layer, the whole layer as
 well (``<layer>/all``). The channel representations and the whole ones form the
 run's main set (``in_study``: for the study's preset its 22); ``<layer>/all`` of a
 channel-split layer is a view beyond it, reported apart.
@@ -33,6 +35,7 @@ channel-split layer is a view beyond it, reported apart.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from math import prod
 from typing import Iterable, Sequence
@@ -53,7 +56,7 @@ SPLITS = ("whole", "channels")
 class Representation:
     """One representation.
 
-    name: the one name used everywhere (``original``, ``conv1/filter3``, ``conv1/all``, ``fc``).
+    name: the one name used everywhere (``original``, ``conv1/filter03``, ``conv1/all``, ``fc``).
     array: the stored array it is read from (``original`` or a layer's name).
     channel: 0-based channel index into that array, or None for the whole array.
     in_study: whether it belongs to the run's main set (False for ``<layer>/all``).
@@ -77,9 +80,23 @@ class Representation:
         return cls(**{k: record[k] for k in ("name", "array", "channel", "in_study", "depth", "dims")})
 
 
-def channel_name(layer: str, channel: int) -> str:
-    """The name of 0-based channel ``channel`` of ``layer``: ``conv1/filter3`` for channel 2."""
-    return f"{layer}/filter{channel + 1}"
+def channel_name(layer: str, channel: int, count: int = 1) -> str:
+    """The name of 0-based channel ``channel`` of a layer of ``count`` channels analysed,
+    padded to sort in channel order.
+
+    Examples
+    --------
+    >>> channel_name("conv1", 2, 16), channel_name("conv1", 2, 128)
+    ('conv1/filter03', 'conv1/filter003')
+    """
+    return f"{layer}/filter{channel + 1:0{max(2, len(str(count)))}d}"
+
+
+def same_name(name: str) -> str:
+    """The form of a representation's name that ignores the channel number's padding, for
+    matching names as people type them: ``conv1/filter03`` and ``conv1/filter3`` give
+    ``conv1/filter3``."""
+    return re.sub(r"/filter0*(\d+)$", r"/filter\1", name)
 
 
 def build_representations(
@@ -95,7 +112,7 @@ def build_representations(
     --------
     >>> reps = build_representations(100, [("conv", "channels", (3, 6, 6), None), ("fc", "whole", (8,), None)])
     >>> [(r.name, r.dims) for r in reps]  # doctest: +NORMALIZE_WHITESPACE
-    [('original', 100), ('conv/filter1', 36), ('conv/filter2', 36), ('conv/filter3', 36), ('fc', 8),
+    [('original', 100), ('conv/filter01', 36), ('conv/filter02', 36), ('conv/filter03', 36), ('fc', 8),
      ('conv/all', 108)]
     """
     reps = [Representation(ORIGINAL, ORIGINAL, None, True, 0, int(input_dims))]
@@ -109,15 +126,16 @@ def build_representations(
             continue
         count = shape[0] if cap is None else min(cap, shape[0])
         per_channel = int(prod(shape[1:]))
-        reps += [Representation(channel_name(layer, c), layer, c, True, depth, per_channel) for c in range(count)]
+        reps += [Representation(channel_name(layer, c, count), layer, c, True, depth, per_channel)
+                 for c in range(count)]
         beyond.append(Representation(f"{layer}/{ALL}", layer, None, False, depth, whole))
     return tuple(reps + beyond)
 
 
 def find(representations: Sequence[Representation], name: str) -> Representation:
-    """The representation called ``name``; a KeyError lists the valid names."""
+    """The representation called ``name`` (``same_name``: padding aside); a KeyError lists the valid names."""
     for rep in representations:
-        if rep.name == name:
+        if same_name(rep.name) == same_name(name):
             return rep
     raise KeyError(f"unknown representation {name!r}; valid names: {', '.join(r.name for r in representations)}")
 
@@ -190,7 +208,7 @@ def components_key(dataset: str, seed: int, network: str, name: str) -> str:
 
 
 def embedding_key(dataset: str, seed: int, network: str, method: str, name: str) -> str:
-    """Key of the (N, 2) embedding of representation ``name`` (``conv1/filter3`` nests).
+    """Key of the (N, 2) embedding of representation ``name`` (``conv1/filter03`` nests).
     ``original`` is shared by both networks and stored once, under ``trained``."""
     return f"{dataset}/seed{seed}/{holder(network, name)}/embeddings/{method}/{name}"
 

@@ -22,7 +22,7 @@ from .conftest import with_checkpoints  # noqa: E402
 from .dask_plugins import Misbehave  # noqa: E402
 
 pytestmark = pytest.mark.network
-SMALL = dict(n=200, datasets="mnist", methods="tsne", representations="original,layer3,layer2/filter1")
+SMALL = dict(n=200, datasets="mnist", methods="tsne", representations="original,layer3,layer2/filter01")
 JOB = "mnist/seed42/trained/tsne/layer3"
 
 
@@ -85,8 +85,8 @@ def test_a_job_that_keeps_killing_its_worker_is_named_and_the_rest_kept(smoke_ru
         _run(out, data_root, c.scheduler_address)
     assert marker.read_text().count("\n") == 2  # tried twice (allowed-failures 1)
     store = RunStore(out / "store.zarr")
-    complete = [k for k in ("original", "layer2/filter1") if store.is_complete(f"mnist/seed42/trained/embeddings/tsne/{k}")]
-    assert complete == ["original", "layer2/filter1"]
+    complete = [k for k in ("original", "layer2/filter01") if store.is_complete(f"mnist/seed42/trained/embeddings/tsne/{k}")]
+    assert complete == ["original", "layer2/filter01"]
     assert not store.is_complete("mnist/seed42/trained/embeddings/tsne/layer3")
 
 

@@ -91,7 +91,7 @@ def test_data_files_hold_the_store_s_labels_and_embeddings(smoke_run, explorer):
         assert ds["counts"] == np.bincount(labels, minlength=10).tolist() and len(ds["classes"]) == 10
         # every complete embedding of both methods and networks, the input once per method
         assert len(ds["embeddings"]) == 2 * (24 + 24) and len({e["file"] for e in ds["embeddings"].values()}) == 2 * 47
-        for network, name in (("trained", "layer3"), ("untrained", "layer2/filter7"), ("untrained", "original")):
+        for network, name in (("trained", "layer3"), ("untrained", "layer2/filter07"), ("untrained", "original")):
             points = np.asarray(store.array(embedding_key(ds["name"], 42, network, "umap", name))[:])
             codes = _codes(page, ds, "umap", network, name)
             assert (codes == quantise(points).codes).all()
@@ -125,12 +125,12 @@ def test_projector_export_writes_what_tensorboard_reads(smoke_run, tmp_path):
     from PIL import Image
 
     store = RunStore(smoke_run / "store.zarr")
-    config = export_projector(smoke_run, tmp_path / "p", "fashion-mnist", "tsne", 42, "untrained", "layer2/filter2")
+    config = export_projector(smoke_run, tmp_path / "p", "fashion-mnist", "tsne", 42, "untrained", "layer2/filter02")
     text = config.read_text()
-    assert 'tensor_name: "fashion-mnist/tsne/seed42/untrained/layer2/filter2"' in text
+    assert 'tensor_name: "fashion-mnist/tsne/seed42/untrained/layer2/filter02"' in text
     assert 'tensor_path: "tensors.tsv"' in text and "single_image_dim: 28" in text
     vectors = np.loadtxt(tmp_path / "p" / "tensors.tsv", delimiter="\t")
-    expected = store.array(embedding_key("fashion-mnist", 42, "untrained", "tsne", "layer2/filter2"))[:]
+    expected = store.array(embedding_key("fashion-mnist", 42, "untrained", "tsne", "layer2/filter02"))[:]
     np.testing.assert_allclose(vectors, expected, rtol=1e-6)
     rows = (tmp_path / "p" / "metadata.tsv").read_text().splitlines()
     labels = np.asarray(store.labels("fashion-mnist"))
@@ -264,13 +264,13 @@ def test_page_loads_from_file_without_errors_and_draws_every_point(browser, rast
     browser.find_element("css selector", "#chooser summary").click()
     boxes = browser.find_elements("css selector", "#panel-table input")
     assert len(boxes) == 24 + 24  # every representation of either network
-    boxes[2 * 9].click()  # layer2/filter5 of the trained network
+    boxes[2 * 9].click()  # layer2/filter05 of the trained network
     browser.find_element("css selector", "#chooser summary").click()
     _wait_loaded(browser)
     panels = browser.execute_script("return window.repscope.panels()")
-    assert ("trained", "layer2/filter5") in [(p["network"], p["name"]) for p in panels] and len(panels) == 9
+    assert ("trained", "layer2/filter05") in [(p["network"], p["name"]) for p in panels] and len(panels) == 9
     assert all(p["drawn"] == N for p in panels)
-    assert browser.execute_script(scripts)[-1] == ds["embeddings"]["tsne/42/trained/layer2/filter5"]["file"]
+    assert browser.execute_script(scripts)[-1] == ds["embeddings"]["tsne/42/trained/layer2/filter05"]["file"]
     assert _browser.errors(browser) == []
 
 

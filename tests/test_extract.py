@@ -217,7 +217,7 @@ def test_a_wide_layer_is_reduced_chunk_wise_and_recorded(tmp_path, monkeypatch):
     store = RunStore(path)
     reps, shapes = E.plan_representations(spec, digits)
     assert shapes == {"conv": (24, 8, 8), "head.0": (1536,)}
-    assert [r.name for r in reps] == ["original", "conv/filter1", "conv/filter2", "head.0", "conv/all"]
+    assert [r.name for r in reps] == ["original", "conv/filter01", "conv/filter02", "head.0", "conv/all"]
     for network in ("trained", "untrained"):
         for name in ("conv/all", "head.0"):
             reduced = store.array(reduced_key("digits", 0, network, name))
@@ -229,6 +229,6 @@ def test_a_wide_layer_is_reduced_chunk_wise_and_recorded(tmp_path, monkeypatch):
             full = PCA(50).fit(x)  # the incremental fit explains about as much as the exact one
             assert info["explained_variance_total"] == pytest.approx(full.explained_variance_ratio_.sum(), rel=0.02)
     narrow = [r.name for r in reps if r.dims <= E.WIDE]
-    assert narrow == ["original", "conv/filter1", "conv/filter2"]  # 64 values each: never reduced
+    assert narrow == ["original", "conv/filter01", "conv/filter02"]  # 64 values each: never reduced
     for name in narrow:
         assert store.info(reduced_key("digits", 0, "trained", name)) is None

@@ -45,7 +45,7 @@ def test_the_study_spec_probes_its_own_shapes():
     spec = model_spec()
     shapes = probe_shapes(build(spec, 0), spec, torch.rand(1, 28, 28))
     assert shapes == {"layer1": (4, 12, 12), "layer2": (16, 5, 5), "layer3": (64,)}
-    assert [r.name for r in REPRESENTATIONS][:2] == ["original", "layer1/filter1"]
+    assert [r.name for r in REPRESENTATIONS][:2] == ["original", "layer1/filter01"]
 
 
 def test_seeded_initial_states_repeat_and_differ():

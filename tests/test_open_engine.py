@@ -59,7 +59,7 @@ def cli_run(user_folder) -> Path:
 def test_a_run_file_runs_a_model_of_ones_own(cli_run):
     run = repscope.Run(cli_run)
     rows = run.metrics
-    names = ["original", "stem/filter1", "stem/filter2", "block1", "hidden", "stem/all"]
+    names = ["original", "stem/filter01", "stem/filter02", "block1", "hidden", "stem/all"]
     assert [r.name for r in run.representations("digits")] == names
     assert {(r["method"], r["network"], r["representation"]) for r in rows} == {
         (m, net, name) for m in ("tsne", "umap") for net in ("trained", "untrained") for name in names}

@@ -152,8 +152,8 @@ def _rows(seeds=(42,)):
     rows = []
     for seed in seeds:
         for network, shift in (("trained", 0.0), ("untrained", 0.5)):
-            for rep in ("original", "layer1/filter1", "layer1/filter2", "layer3", "layer1/all"):
-                value = {"original": 1.0, "layer1/filter1": 2.0, "layer1/filter2": 4.0, "layer3": 0.25,
+            for rep in ("original", "layer1/filter01", "layer1/filter02", "layer3", "layer1/all"):
+                value = {"original": 1.0, "layer1/filter01": 2.0, "layer1/filter02": 4.0, "layer3": 0.25,
                          "layer1/all": 3.0}[rep] + shift + (seed - 42) * 0.1
                 rows.append({"dataset": "mnist", "seed": seed, "network": network, "method": "tsne",
                              "space": "embedding", "representation": rep, "in_study": rep != "layer1/all",
@@ -172,7 +172,7 @@ def test_tables_from_a_hand_made_metrics_csv(tmp_path):
     tables = study_tables(rows, DEPTHS)
     layer1 = tables["mnist", "embedding", "tsne", "layer1", "mean"]
     assert layer1["header"] == ["representation", *METRICS]
-    assert [r[0] for r in layer1["body"]] == ["layer1/filter1", "layer1/filter2", "mean of filters"]
+    assert [r[0] for r in layer1["body"]] == ["layer1/filter01", "layer1/filter02", "mean of filters"]
     assert layer1["body"][0][1] == "2.0000 / 2.5000"
     assert layer1["body"][2][3] == "3.0000 / 3.5000"
     assert tables["mnist", "embedding", "tsne", "beyond-study", "mean"]["body"][0][1] == "3.0000 / 3.5000"
@@ -181,7 +181,7 @@ def test_tables_from_a_hand_made_metrics_csv(tmp_path):
     names = {p.relative_to(tmp_path / "tables").as_posix() for p in paths}
     assert {"mnist/tsne/layer1.csv", "mnist/tsne/layer1.md", "mnist/tsne/layer1.tex", "mnist/tsne/original.md",
             "mnist/tsne/beyond-study.tex"} <= names
-    assert "| layer1/filter1 | 2.0000 / 2.5000 |" in (tmp_path / "tables/mnist/tsne/layer1.md").read_text()
+    assert "| layer1/filter01 | 2.0000 / 2.5000 |" in (tmp_path / "tables/mnist/tsne/layer1.md").read_text()
     assert r"acc\_knn" in (tmp_path / "tables/mnist/tsne/layer3.tex").read_text()
 
 
@@ -204,7 +204,7 @@ def trained_run(smoke_run):
 
 def _small(out, data_root, **kw):
     options = dict(out=out, n=200, datasets="mnist", methods="tsne,umap",
-                   representations="original,layer3,layer2/filter1", workers=0, data_root=data_root)
+                   representations="original,layer3,layer2/filter01", workers=0, data_root=data_root)
     options.update(kw)
     return from_options(**options)
 
@@ -256,7 +256,7 @@ def test_resume_after_sigkill(trained_run, data_root, tmp_path, reference_csv, m
             return real(*args, **kwargs)
         repscope.engine.scheduler.run_job = run_job
         pipeline.run(from_options(out={str(out)!r}, n=200, datasets="mnist", methods="tsne,umap",
-                     representations="original,layer3,layer2/filter1", workers=0, data_root={str(data_root)!r}))
+                     representations="original,layer3,layer2/filter01", workers=0, data_root={str(data_root)!r}))
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
@@ -284,13 +284,13 @@ def test_representation_space(trained_run, data_root, tmp_path):
     spaces = {r["space"] for r in rows}
     assert spaces == {"embedding", "representation"}
     rep = [r for r in rows if r["space"] == "representation"]
-    assert {r["representation"] for r in rep} == {"original", "layer3", "layer2/filter1"}
+    assert {r["representation"] for r in rep} == {"original", "layer3", "layer2/filter01"}
     assert all(r["method"] == "none" for r in rep) and len(rep) == 6
     assert (out / "tables/mnist/representation/layer3.md").is_file()
 
 
 def test_a_missing_cell_makes_the_filter_mean_nan_not_a_crash():
-    rows = [r for r in _rows() if not (r["network"] == "untrained" and r["representation"] == "layer1/filter2")]
+    rows = [r for r in _rows() if not (r["network"] == "untrained" and r["representation"] == "layer1/filter02")]
     body = study_tables(rows, DEPTHS)["mnist", "embedding", "tsne", "layer1", "mean"]["body"]
     assert body[1][1] == "4.0000 / nan" and body[2][1] == "3.0000 / nan"
 
@@ -305,23 +305,23 @@ def test_a_dead_filter_embeds_to_one_point(tmp_path):
     store = RunStore(tmp_path / "store.zarr")
     rng = np.random.default_rng(0)
     layer2 = rng.random((150, 16, 5, 5), dtype=np.float32)
-    layer2[:, 0] = 0.0  # filter1 dead: the same (zero) representation for every example
+    layer2[:, 0] = 0.0  # filter01 dead: the same (zero) representation for every example
     write_complete(store, {"mnist/labels": rng.integers(0, 10, 150).astype(np.uint8),
                            "mnist/seed42/trained/layer2": layer2})
     settings = JobSettings(embedders={"tsne": "opentsne"})
-    result = run_job(tmp_path, job("layer2/filter1"), settings)
+    result = run_job(tmp_path, job("layer2/filter01"), settings)
     assert result["metrics"]["avg"] == 0.0 and np.isnan(result["metrics"]["ds"])
-    info = store.info("mnist/seed42/trained/embeddings/tsne/layer2/filter1")
+    info = store.info("mnist/seed42/trained/embeddings/tsne/layer2/filter01")
     assert info["complete"] and info["constant_input"]
-    assert not store.array("mnist/seed42/trained/embeddings/tsne/layer2/filter1")[:].any()
-    live = run_job(tmp_path, job("layer2/filter2"), settings)
-    assert live["metrics"]["avg"] > 0 and not store.info("mnist/seed42/trained/embeddings/tsne/layer2/filter2")["constant_input"]
+    assert not store.array("mnist/seed42/trained/embeddings/tsne/layer2/filter01")[:].any()
+    live = run_job(tmp_path, job("layer2/filter02"), settings)
+    assert live["metrics"]["avg"] > 0 and not store.info("mnist/seed42/trained/embeddings/tsne/layer2/filter02")["constant_input"]
 
 
 def test_a_dead_filter_is_left_out_of_the_filter_mean_and_marked():
     rows = _rows()
     for r in rows:
-        if r["network"] == "untrained" and r["representation"] == "layer1/filter2":
+        if r["network"] == "untrained" and r["representation"] == "layer1/filter02":
             r.update({m: float("nan") for m in ("ds", "dd", "cs", "cd")})
     table = study_tables(rows, DEPTHS)["mnist", "embedding", "tsne", "layer1", "mean"]
     ds = table["header"].index("ds")

@@ -175,7 +175,7 @@ def test_report_needs_a_finished_run_folder(tmp_path):
 
 
 def test_slugs():
-    assert slug("layer2/filter3") == "layer2-filter03"
+    assert slug("layer2/filter03") == "layer2-filter03"
     assert slug("layer1/all") == "layer1-all"
     assert slug("T-shirt/top") == "t-shirt-top"
     assert slug("Ankle boot") == "ankle-boot"
@@ -249,7 +249,7 @@ def test_finding2_fails_when_trained_layer3_does_not_beat_original():
 
 
 def test_finding3_fails_when_a_layer2_filter_beats_original():
-    check = finding3(study_cells({("trained", "layer2/filter5"): _scaled(ORIGINAL, -0.1)}))
+    check = finding3(study_cells({("trained", "layer2/filter05"): _scaled(ORIGINAL, -0.1)}))
     assert check.holds is False and "15 of 16" in check.detail
 
 
@@ -263,7 +263,7 @@ def test_finding3_fails_when_layer1_is_not_mixed():
 def test_a_dead_filter_counts_as_far_worse():
     dead = dict.fromkeys(("ds", "dd", "cs", "cd"), math.nan) | {"acc_knn": 0.11, "acc_knn_loo": 0.11}
     cells = study_cells({("trained", f): _scaled(ORIGINAL, 0.01) for f in FILTERS["layer1"]})
-    cells["trained", "layer1/filter2"] = dead
+    cells["trained", "layer1/filter02"] = dead
     assert finding3(cells).holds
 
 

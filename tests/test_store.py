@@ -12,7 +12,7 @@ from .conftest import write_complete
 def test_the_study_has_22_representations_and_two_beyond():
     names = [r.name for r in REPRESENTATIONS]
     assert sum(r.in_study for r in REPRESENTATIONS) == 22
-    assert names[:2] == ["original", "layer1/filter1"] and names[20] == "layer2/filter16"
+    assert names[:2] == ["original", "layer1/filter01"] and names[20] == "layer2/filter16"
     assert names[21:] == ["layer3", "layer1/all", "layer2/all"]
     assert [r.dims for r in REPRESENTATIONS if r.channel == 0] == [144, 25]
     assert find(REPRESENTATIONS, "layer2/all").dims == 400 and find(REPRESENTATIONS, "layer1/all").dims == 576
@@ -26,9 +26,10 @@ def test_representations_of_any_layers():
                                                ("features.3", "channels", (8, 100), None),
                                                ("fc", "whole", (10,), None), ("vec", "channels", (5,), None)])
     names = [r.name for r in reps]
-    assert names == ["original", "features.0/filter1", "features.0/filter2", "features.0/filter3",
-                     *[f"features.3/filter{c}" for c in range(1, 9)], "fc", "vec", "features.0/all", "features.3/all"]
-    assert find(reps, "features.0/all").dims == 64 * 256 and find(reps, "features.3/filter2").dims == 100
+    assert names == ["original", "features.0/filter01", "features.0/filter02", "features.0/filter03",
+                     *[f"features.3/filter{c:02d}" for c in range(1, 9)], "fc", "vec", "features.0/all", "features.3/all"]
+    assert find(reps, "features.0/all").dims == 64 * 256 and find(reps, "features.3/filter02").dims == 100
+    assert find(reps, "features.3/filter2").name == "features.3/filter02"  # as people type it: padding aside
     assert [r.depth for r in reps if r.channel is None] == [0, 3, 4, 1, 2]
     assert find(reps, "vec").channel is None  # a flat activation has no channel axis to split
     assert all(type(r).from_record(r.record()) == r for r in reps)
@@ -106,7 +107,7 @@ def test_read_representation_reads_the_right_filter(tmp_path):
     def read(name, **kw):
         return store.read_representation("m", 3, kw.pop("network", "trained"), find(REPRESENTATIONS, name), **kw)
 
-    got = read("layer1/filter3")
+    got = read("layer1/filter03")
     assert got.shape == (n, 144) and got.dtype == np.float32
     np.testing.assert_array_equal(got, layer1[:, 2].reshape(n, 144))
     np.testing.assert_array_equal(read("layer1/all"), layer1.reshape(n, 576))
