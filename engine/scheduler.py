@@ -8,6 +8,12 @@ most one job per worker is in flight, so a job's start is its submission; a job 
 outlives the timeout (cuML t-SNE has hung on some inputs) takes the pool down with it
 and is reported as failed, and the other jobs in flight go to a fresh pool. A job that
 raises is reported and the others go on; a rerun retries whatever is not complete.
+
+Workers end with this process: when it stops (Ctrl-C, ``SIGTERM`` or ``SIGHUP``, which
+``engine.signals`` turns into ``KeyboardInterrupt``, or an exception) the pool's workers
+are killed and waited for, and a worker whose parent is killed outright ends itself
+(``engine.signals.end_with_parent``). A job marks its embedding complete only at its
+end, so a killed job leaves it incomplete and a rerun embeds it again.
 """
 
 from __future__ import annotations
@@ -44,8 +50,27 @@ def quiet_libraries(level: int) -> None:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
-def prepare_process(threads: int, warm_umap: bool, log_level: int) -> None:
-    """A worker process's one-time setup: thread counts, logging, umap-learn's compilation."""
+def prepare_process(threads: int, warm_umap: bool, log_level: int, parent: int | None = None) -> None:
+    """A worker process's one-time setup: thread counts, logging, umap-learn's compilation.
+
+    Parameters
+    ----------
+    threads : int
+        Threads of numba and OpenMP in this process.
+    warm_umap : bool
+        Compile umap-learn's numba code now, before the first job.
+    log_level : int
+        The logging level of this process.
+    parent : int, optional
+        The process id of the parent (the local pool's): this process then ends as soon
+        as the parent does, even when the parent is killed outright
+        (``engine.signals.end_with_parent``). None (Dask workers, whose nanny watches
+        them): no such tie.
+    """
+    if parent is not None:
+        from .signals import end_with_parent
+
+        end_with_parent(parent)
     if "numba" not in sys.modules:  # numba refuses a changed NUMBA_NUM_THREADS once its threads run
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
@@ -57,11 +82,15 @@ def prepare_process(threads: int, warm_umap: bool, log_level: int) -> None:
         UmapLearn.warm_up()
 
 
-def _kill(pool: ProcessPoolExecutor) -> None:
+def _kill(pool: ProcessPoolExecutor, wait_s: float = 10.0) -> None:
     # concurrent.futures has no public way to stop a running task; its processes are known.
-    for process in list(getattr(pool, "_processes", {}).values()):
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
         process.kill()
     pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + wait_s
+    for process in processes:  # reaped, so that none outlives this process (nor lingers as a zombie)
+        process.join(max(0.0, deadline - time.monotonic()))
 
 
 def run_jobs(run_dir: str | Path, jobs: list[JobKey], settings: JobSettings, *, workers: int,
@@ -113,10 +142,11 @@ def _run_pool(run_dir, queue: list[JobKey], settings: JobSettings, workers: int,
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=prepare_process,
-                                   initargs=(settings.threads, warm, logging.getLogger().level))
+                                   initargs=(settings.threads, warm, logging.getLogger().level, os.getpid()))
 
     pool = new_pool()
     in_flight: dict = {}
+    finished_all = False
     try:
         while queue or in_flight:
             while queue and len(in_flight) < workers:
@@ -149,8 +179,9 @@ def _run_pool(run_dir, queue: list[JobKey], settings: JobSettings, workers: int,
                         queue.append(key)  # in flight beside the culprit: try again
                 in_flight.clear()
                 pool = new_pool()
+        finished_all = True
     finally:
-        if in_flight:
-            _kill(pool)
-        else:
+        if finished_all:
             pool.shutdown(wait=True)
+        else:  # KeyboardInterrupt (Ctrl-C, SIGTERM, SIGHUP) or an exception: no worker outlives the run
+            _kill(pool)
