@@ -67,10 +67,10 @@ class LogProgress:
     def set_postfix(self, **values) -> None:
         self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
 
-    def close(self) -> None:
+    def close(self, stopped: bool = False) -> None:
         if not self.closed:
             self.closed = True
-            self._log(f", done in {time.monotonic() - self.started:.1f} s")
+            self._log(f", {'stopped after' if stopped else 'done in'} {time.monotonic() - self.started:.1f} s")
 
     def __iter__(self):
         for item in self.iterable:
@@ -81,8 +81,8 @@ class LogProgress:
     def __enter__(self) -> "LogProgress":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, *exc) -> None:
+        self.close(stopped=kind is not None)
 
 
 def progress_bar(iterable: Iterable | None = None, **options):
