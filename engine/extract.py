@@ -187,7 +187,7 @@ def extract(
         "extract": {source.name: {
             "n": n, "seed": seed, "device": device, "chunk_rows": CHUNK_ROWS,
             "checkpoints_sha256": ckpt.sha256, "test_accuracy": ckpt.accuracy,
-            "train_attempt": ckpt.attempt, "seconds": round(seconds, 3),
+            "train_attempt": ckpt.attempt, **({"seconds": round(seconds, 3)} if todo else {}),  # kept from the run that wrote
             "layers": {k: list(v) for k, v in shapes.items()}, "reduced": reduced,
         }},
     })
