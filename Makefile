@@ -5,8 +5,12 @@
 
 VENV   ?= .venv
 PY     ?= $(VENV)/bin/python
-# The CPU build of PyTorch; a plain `torch` from PyPI is a CUDA build of several GB.
+# The CPU build of PyTorch: on Linux a plain `torch` from PyPI is a CUDA build that pulls several GB
+# of CUDA wheels, so torch is installed with PyTorch's CPU wheel index as an extra index (its
+# 2.13.0+cpu wins over PyPI's 2.13.0). TORCH_INDEX= (empty) leaves pip's own indexes alone: a
+# mirror or local wheels, or PyPI's CUDA build where that is wanted.
 TORCH  ?= torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 OUT    ?= runs/main
 # auto: the paper preset (N = 5 000) on a CPU machine, full (N = 60 000) where the GPU backend is there
 PRESET ?= auto
@@ -18,7 +22,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url "$(TORCH_INDEX)")
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 else

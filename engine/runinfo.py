@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
 from importlib import metadata
 from pathlib import Path
+
+from .errors import DataError
 
 CONFIG = "config.json"
 #: The run's Zarr store inside its folder, unless the ``store`` setting puts it elsewhere.
@@ -14,9 +17,71 @@ STORE = "store.zarr"
 
 
 def read_run_config(run_dir: str | os.PathLike) -> dict:
-    """``<run_dir>/config.json`` as a dict ({} where there is none)."""
+    """``<run_dir>/config.json`` as a dict ({} where there is none).
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder.
+
+    Returns
+    -------
+    dict
+        The recorded settings, decisions, versions and checksums.
+
+    Raises
+    ------
+    DataError
+        Where the file is not a JSON object (cut short, say); the message names it and
+        says how to have it written again.
+    """
     path = Path(run_dir) / CONFIG
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+        detail = str(exc)
+    else:
+        if isinstance(config, dict):
+            return config
+        detail = f"it holds a {type(config).__name__}, not an object"
+    raise DataError(f"{path} is not readable JSON ({detail}); delete it and rerun `repscope run` with the same "
+                    "settings to write it again (checkpoints and the store are reused)")
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all (a ``.partial`` file, then a rename).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write; its folder must exist.
+    text : str
+        Its new content.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    OSError
+        As writing raised it, the partial file removed and the old file left as it was;
+        one with ``errno.ENOSPC`` (no space left on the device) names ``path``.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        raise
+    return path
 
 
 def store_location(run_dir: str | os.PathLike) -> str | Path:
@@ -51,10 +116,8 @@ def update_run_config(run_dir: str | os.PathLike, patch: dict) -> dict:
     """Merge ``patch`` into ``<run_dir>/config.json`` (written atomically) and return it."""
     path = Path(run_dir) / CONFIG
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = json.loads(path.read_text()) if path.is_file() else {}
+    config = read_run_config(run_dir)
     _merge(config, patch)
     config["versions"] = versions()
-    tmp = path.with_name(CONFIG + ".partial")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(config, indent=2, sort_keys=True) + "\n")
     return config

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .backend import BACKENDS
-from .embedders import EMBEDDERS, METHODS
+from .embedders import EMBEDDERS, METHODS, choose_embedder
 from .errors import SettingsError
 from .model import Layer, ModelSpec, resolve
 from .train import Recipe
@@ -45,6 +45,9 @@ SPACES = ("embedding", "representation", "both")
 SCHEDULERS = ("local", "dask")
 MIN_N = 100
 DEFAULT_SEED = 42
+#: The seeds every library takes: numpy's ``RandomState`` (and so scikit-learn, openTSNE and
+#: umap-learn) accepts 0 to 2**32 - 1; torch.manual_seed, cuML and TorchDR accept more.
+MIN_SEED, MAX_SEED = 0, 2**32 - 1
 #: Keys of a run file's top level and of its tables.
 RUN_KEYS = {"preset", "n", "datasets", "methods", "seeds", "backend", "space", "representations", "workers",
             "job_timeout", "tsne_embedder", "umap_embedder", "k", "data_root", "scheduler", "dask_address", "store", "model",
@@ -221,13 +224,21 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
                  umap_embedder: str | None = None, k: int | None = None,
                  data_root: str | os.PathLike | None = None, scheduler: str | None = None,
                  dask_address: str | None = None, store: str | os.PathLike | None = None) -> RunSettings:
-    """Validate every option and resolve the run file or preset (each bad value gets its own message).
+    """Validate every option and resolve the run file or preset, before anything is made.
 
     Options given here override the run file's (None: the file's, else the default); a
     run file given as ``preset`` names a shipped one (``smoke``, ``paper``, ``full``,
     ``auto``), ``run_file`` a path. Without either, ``model`` and ``datasets`` must be
     given. ``datasets``, ``methods``, ``seeds`` and ``representations`` take a list or a
-    comma-separated string.
+    comma-separated string. Seeds lie in ``MIN_SEED`` .. ``MAX_SEED`` (0 .. 2**32 - 1),
+    ``k`` in 1 .. N - 1; ``out`` must be a folder that can be made or written, and
+    ``backend="gpu"`` needs a CUDA device (and a GPU embedder for each method).
+
+    Raises
+    ------
+    SettingsError
+        Naming every bad value: one message, or "N problems:" and one per line (a run
+        file that cannot be read, or an unknown preset, stops the checks at once).
 
     Examples
     --------
@@ -243,16 +254,37 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
     def option(value, key, default):
         return value if value is not None else base.get(key, default)
 
+    problems: list[str] = []  # every bad value, reported together in one SettingsError
+
+    def check(fn, *args):
+        """``fn(*args)``, or None with its SettingsError kept in ``problems``."""
+        try:
+            return fn(*args)
+        except SettingsError as exc:
+            problems.append(str(exc))
+            return None
+
+    def stop() -> None:
+        if problems:
+            raise SettingsError(problems[0] if len(problems) == 1 else
+                                f"{len(problems)} problems:" + "".join(f"\n  {p}" for p in problems))
+
+    check(check_out, out)
     backend = option(backend, "backend", "auto")
     if backend not in BACKENDS:
-        raise SettingsError(f"--backend: unknown {backend!r}; choose from {', '.join(BACKENDS)}")
+        problems.append(f"--backend: unknown {backend!r}; choose from {', '.join(BACKENDS)}")
+        backend = "auto"  # for the checks below; the problem is reported
+    no_cuda = backend == "gpu" and check(_check_gpu) is None  # then the embedders' checks would say it again
     if run_file is None and (preset is not None or model is None):
         from .presets import run_file as shipped
 
         preset = preset or "auto"
         if preset == "auto":
             preset = auto_preset(backend)
-        base, name = read_run_file(shipped(preset)), preset
+        shipped_file = check(shipped, preset)
+        if shipped_file is None:  # the run file decides the rest: nothing more to check
+            stop()
+        base, name = read_run_file(shipped_file), preset
     space, workers = option(space, "space", "embedding"), option(workers, "workers", None)
     job_timeout, k = option(job_timeout, "job_timeout", 3600.0), option(k, "k", 10)
     tsne_embedder, umap_embedder = option(tsne_embedder, "tsne_embedder", None), option(umap_embedder, "umap_embedder", None)
@@ -268,62 +300,129 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
 
         model = model or preset_module(base["preset"]).model_spec()
     if model is None:
-        raise SettingsError("no model: give a run file with a [model] table, --preset smoke|paper|full, "
-                            "or model= in Python")
-    if not isinstance(model, ModelSpec):
-        model = model_from_table(model)
+        problems.append("no model: give a run file with a [model] table, --preset smoke|paper|full, "
+                        "or model= in Python")
+    elif not isinstance(model, ModelSpec):
+        model = check(model_from_table, model)
     recipe = recipe if recipe is not None else base.get("training")
     if recipe is not None and not isinstance(recipe, Recipe):
         if not isinstance(recipe, Mapping):
-            raise SettingsError(f"a training recipe is a Recipe or a mapping of its fields; got {recipe!r}")
-        recipe = recipe_from_table(recipe)
+            problems.append(f"a training recipe is a Recipe or a mapping of its fields; got {recipe!r}")
+        else:
+            recipe = check(recipe_from_table, recipe)
     n = base.get("n", 5_000) if n is None else n
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SettingsError(f"--n must be a whole number >= 1; got {n!r}")
-    if n < MIN_N:  # t-SNE's perplexity of 30 wants at least 3 x 30 neighbours per point
-        raise SettingsError(f"--n must be at least {MIN_N} for t-SNE with perplexity 30; got {n}")
-    sources = _sources(datasets if datasets is not None else base.get("datasets"))
+        problems.append(f"--n must be a whole number >= 1; got {n!r}")
+        n = None
+    elif n < MIN_N:  # t-SNE's perplexity of 30 wants at least 3 x 30 neighbours per point
+        problems.append(f"--n must be at least {MIN_N} for t-SNE with perplexity 30; got {n}")
+        n = None
+    sources = check(_sources, datasets if datasets is not None else base.get("datasets")) or ()
     from .sources import source_name
 
-    try:
-        names = tuple(source_name(s) for s in sources)
-    except SettingsError as exc:
-        raise SettingsError(f"--datasets: {exc}") from None
+    names = []
+    for s in sources:
+        try:
+            names.append(source_name(s))
+        except SettingsError as exc:
+            problems.append(f"--datasets: {exc}")
+    names = tuple(names)
     if len(set(names)) != len(names):
-        raise SettingsError(f"--datasets lists a data set twice: {', '.join(names)}")
-    if model.preset and recipe is None:
+        problems.append(f"--datasets lists a data set twice: {', '.join(names)}")
+    if isinstance(model, ModelSpec) and model.preset and recipe is None:
         from .presets import preset_module
 
         known = preset_module(model.preset).RECIPES
         bad = [d for d in names if d not in known]
         if bad:
-            raise SettingsError(f"--datasets: the {model.preset} preset trains its network on {', '.join(known)} only; "
-                                f"{', '.join(bad)} needs a run file with a [model] table (see examples/digits.toml)")
-    methods = _split(methods if methods is not None else base.get("methods"), what="methods") or METHODS
-    _check_choices(methods, METHODS, "methods")
-    seeds = _split(seeds if seeds is not None else base.get("seeds"), int, "seeds") or (DEFAULT_SEED,)
-    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise SettingsError(f"--seeds must be distinct whole numbers >= 0; got {','.join(map(str, seeds))}")
+            problems.append(f"--datasets: the {model.preset} preset trains its network on {', '.join(known)} only; "
+                            f"{', '.join(bad)} needs a run file with a [model] table (see examples/digits.toml)")
+    methods = check(_split, methods if methods is not None else base.get("methods"), str, "methods") or METHODS
+    check(_check_choices, methods, METHODS, "methods")
+    seeds = check(_split, seeds if seeds is not None else base.get("seeds"), int, "seeds") or (DEFAULT_SEED,)
+    if any(not MIN_SEED <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
+        problems.append(f"--seeds must be distinct whole numbers from {MIN_SEED} to {MAX_SEED} (2**32 - 1, the "
+                        f"largest seed numpy's RandomState, scikit-learn and openTSNE accept); "
+                        f"got {','.join(map(str, seeds))}")
     if space not in SPACES:
-        raise SettingsError(f"--space: unknown {space!r}; choose from {', '.join(SPACES)}")
-    reps = _split(representations, what="representations")
-    if workers is not None and (not isinstance(workers, int) or workers < 0):
-        raise SettingsError(f"--workers must be a whole number >= 0 (0: run jobs in this process); got {workers!r}")
+        problems.append(f"--space: unknown {space!r}; choose from {', '.join(SPACES)}")
+    reps = check(_split, representations, str, "representations")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        problems.append(f"--workers must be a whole number >= 0 (0: run jobs in this process); got {workers!r}")
     if isinstance(job_timeout, bool) or not isinstance(job_timeout, (int, float)) or not job_timeout > 0:
-        raise SettingsError(f"--job-timeout must be a positive number of seconds; got {job_timeout!r}")
+        problems.append(f"--job-timeout must be a positive number of seconds; got {job_timeout!r}")
     for method, chosen in (("tsne", tsne_embedder), ("umap", umap_embedder)):
         if chosen is not None and (chosen not in EMBEDDERS or EMBEDDERS[chosen].method != method):
             names_ = [n_ for n_, cls in EMBEDDERS.items() if cls.method == method]
-            raise SettingsError(f"--{method}-embedder: unknown {chosen!r}; choose from {', '.join(names_)}")
+            problems.append(f"--{method}-embedder: unknown {chosen!r}; choose from {', '.join(names_)}")
+        elif method in methods and (chosen is not None or backend == "gpu") and not no_cuda:
+            check(choose_embedder, method, backend, chosen)  # one that cannot run under the backend
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise SettingsError(f"--k must be a whole number >= 1; got {k!r}")
-    _check_scheduler(scheduler, dask_address, workers)
-    store = _check_store(store)
+        problems.append(f"--k must be a whole number >= 1; got {k!r}")
+    elif n is not None and k >= n:
+        problems.append(f"--k must be less than N = {n} (a point's neighbours are the other points); got {k}; "
+                        f"give --k {n - 1} or less, or a larger --n")
+    check(_check_scheduler, scheduler, dask_address, workers)
+    store = check(_check_store, store)
+    stop()
     return RunSettings(out=Path(out), model=model, datasets=names, sources=sources, preset=name, n=n,
                        methods=methods, seeds=seeds, recipe=recipe, backend=backend, space=space,
                        representations=reps, workers=workers, job_timeout=float(job_timeout),
                        tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, k=k, data_root=None if data_root is None else Path(data_root),
                        scheduler=scheduler, dask_address=dask_address or None, store=store)
+
+
+def check_out(out: str | os.PathLike) -> Path:
+    """Check that ``out`` can be a run folder, making nothing.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The run folder: an existing folder, or a path where one can be made.
+
+    Returns
+    -------
+    Path
+        ``out`` as a Path.
+
+    Raises
+    ------
+    SettingsError
+        Where ``out`` is a file (or a broken link), lies under a file, or cannot be
+        written (it, or the nearest existing folder above it); the message names the
+        path and the fix.
+
+    Examples
+    --------
+    >>> check_out("runs/x")
+    PosixPath('runs/x')
+    """
+    path = Path(out).expanduser()
+    if path.is_symlink() and not path.exists():
+        raise SettingsError(f"--out {out} is a broken link; remove it or give another folder")
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"--out {out} is a file, not a folder; give a folder (it is made where missing)")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SettingsError(f"--out {out}: {existing} is a file, so no folder can be made under it; "
+                            "give another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "the run folder" if existing == path else f"{existing}, where it would be made,"
+        raise SettingsError(f"--out {out}: {what} cannot be written (permission denied); give a folder you "
+                            "can write to, or change its permissions")
+    return Path(out)
+
+
+def _check_gpu() -> bool:
+    """``--backend gpu`` wants a CUDA device that PyTorch sees (training and extraction run there)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SettingsError(f"--backend gpu: PyTorch sees no CUDA device (torch {torch.__version__}); use "
+                            "--backend cpu or auto, or install a CUDA build of PyTorch")
+    return True
 
 
 def _sources(value) -> tuple:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .errors import SettingsError, TrainingError
+from .errors import DataError, SettingsError, TrainingError
 from .model import ModelSpec, build, describe, load_state, logits, to_float
 from .progress import progress_bar
 from .sources import Source
@@ -271,7 +271,33 @@ def ensure_checkpoints(
 
 
 def load_network(spec: ModelSpec, path: str | os.PathLike, device: str = "cpu") -> torch.nn.Module:
-    """A saved network of ``spec``'s architecture, in eval mode on ``device``."""
+    """A saved network of ``spec``'s architecture, in eval mode on ``device``.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The model whose architecture the file holds.
+    path : str or os.PathLike
+        A checkpoint saved by :func:`ensure_checkpoints` (``trained.pt``, ``untrained.pt``).
+    device : str
+        Where the network goes.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network in eval mode.
+
+    Raises
+    ------
+    DataError
+        Where the file cannot be read (cut short, say) or holds no state dict of the
+        architecture; the message names it and says to delete it, so that it is made again.
+    """
     model = build(spec, 0)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+    except Exception as exc:  # a truncated zip, a foreign pickle, missing keys: all the file's fault
+        detail = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]  # torch's first sentence says it
+        raise DataError(f"checkpoint {path} is unreadable or damaged ({type(exc).__name__}: {detail}); delete it "
+                        "and rerun, and the pair of networks is made again") from None
     return model.to(device).eval()
