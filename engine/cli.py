@@ -126,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
                              "embedding (report/explore.html; the report stage also writes it)", parents=[verbosity])
     explore.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
 
+    verify = sub.add_parser("verify", help="read every byte of a run's store and check every chunk's checksum and "
+                            "every array's digest; damaged arrays are named and marked for the next run to rebuild "
+                            "(exit code 3 when any is)", parents=[verbosity])
+    verify.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
+
     projector = sub.add_parser("projector", help="one embedding as the files TensorBoard's projector loads",
                                parents=[verbosity])
     projector.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
@@ -157,8 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from .signals import interrupt_on_signals
+
     try:
-        with logging_redirect_tqdm():
+        with interrupt_on_signals(), logging_redirect_tqdm():  # SIGTERM and SIGHUP stop as Ctrl-C does
             return _dispatch(args)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -167,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; what was complete is kept, and a rerun finishes the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
+        code = getattr(exc, "exit_code", None)
+        if isinstance(code, int):  # the store's errors (a damaged array) carry their kind too
+            print(f"error: {exc}", file=sys.stderr)
+            return code
         full = _no_space(exc)
         if full is None:
             raise
@@ -229,6 +240,35 @@ def _metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _folder_command(args: argparse.Namespace) -> int:
+    """A command that writes into an existing run folder, under its lock."""
+    from .errors import MissingDataError
+    from .lock import run_lock
+
+    if not args.out.is_dir():
+        raise MissingDataError(f"--out {args.out}: no such run folder; give the --out of a run")
+    with run_lock(args.out):
+        if args.command == "report":
+            from .report import build_report
+
+            print(f"report: {build_report(args.out, args.k)}")
+        elif args.command == "explore":
+            from .explore import build_explorer
+
+            print(f"explorer: {build_explorer(args.out)}")
+        else:
+            from .verify import verify_run
+
+            report = verify_run(args.out)
+            print(report.summary())
+            if report.damaged:
+                from ..store import DamagedArrayError
+
+                raise DamagedArrayError("; ".join(f"{v.key}: {v.problem}" for v in report.damaged[:5]) +
+                                        f" ({len(report.damaged)} damaged: rerun the run to rebuild them)")
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "metrics":
         return _metrics(args)
@@ -239,16 +279,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         for name in dataset_names(args.dataset):
             fetch(name, args.root, source=args.source)
         return 0
-    if args.command == "report":
-        from .report import build_report
-
-        print(f"report: {build_report(args.out, args.k)}")
-        return 0
-    if args.command == "explore":
-        from .explore import build_explorer
-
-        print(f"explorer: {build_explorer(args.out)}")
-        return 0
+    if args.command in ("report", "explore", "verify"):
+        return _folder_command(args)
     if args.command == "projector":
         from .explore import export_projector
 

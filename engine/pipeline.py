@@ -11,11 +11,12 @@ import os
 import time
 from pathlib import Path
 
-from ..store import Representation, RunStore
+from ..store import Representation, RunStore, same_name
 from .backend import torch_device
 from .embedders import choose_embedder, embedder_device
 from .errors import JobsFailedError, MissingDataError, SettingsError
 from .jobs import JobKey, JobSettings, is_done, job_list
+from .lock import run_lock
 from .runinfo import read_run_config, store_location, update_run_config, write_atomic
 from .scheduler import run_jobs
 from .settings import RunSettings, default_workers
@@ -23,6 +24,8 @@ from .settings import RunSettings, default_workers
 log = logging.getLogger(__name__)
 
 STAGES = ("fetch", "train", "extract", "embed", "evaluate", "report")
+#: The runs of stages config.json keeps (``stage_runs``), the latest last.
+STAGE_RUNS = 50
 
 
 def decide(settings: RunSettings) -> dict:
@@ -72,7 +75,7 @@ def plan(settings: RunSettings, sources: dict) -> dict[str, tuple[Representation
         representations[name] = plan_representations(settings.model, source)[0]
     if settings.representations is not None:
         known = {r.name for reps in representations.values() for r in reps}
-        bad = [r for r in settings.representations if r not in known]
+        bad = [r for r in settings.representations if same_name(r) not in {same_name(k) for k in known}]
         if bad:
             raise SettingsError(f"--representations: unknown {', '.join(map(repr, bad))}; choose from "
                                 f"{', '.join(dict.fromkeys(r.name for reps in representations.values() for r in reps))}")
@@ -84,19 +87,32 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
     out = settings.out
     decisions = decide(settings) if {"embed"} & set(stages) else {}  # may refuse: before the folder is made
     out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):  # one writer per run folder: a second run here stops at once, naming this one
+        return _run_stages(settings, stages, decisions)
+
+
+def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict) -> dict:
+    out = settings.out
     update_run_config(out, {"settings": settings.as_record(), **({"backend": decisions} if decisions else {})})
     log.info("run %s: preset %s, N=%d, datasets %s, methods %s, seeds %s, backend %s",
              out, settings.preset, settings.n, ",".join(settings.datasets), ",".join(settings.methods),
              ",".join(map(str, settings.seeds)), settings.backend)
     timings, summary = {}, {"out": str(out)}
+    idle: set[str] = set()  # stages that found everything done
 
     def stage(name, fn):
+        """Run stage ``name``; its time is recorded in config.json's ``timings`` only when it
+        did work (a rerun with nothing to do keeps the time of the run that did it), and
+        every run of it in ``stage_runs``."""
         if name not in stages:
             return None
         started = time.perf_counter()
         result = fn()
         timings[name] = round(time.perf_counter() - started, 2)
-        update_run_config(out, {"timings": {name: timings[name]}})
+        runs = read_run_config(out).get("stage_runs", [])[-(STAGE_RUNS - 1):]
+        runs.append({"stage": name, "seconds": timings[name], "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
+                     "work": name not in idle})
+        update_run_config(out, {"stage_runs": runs, **({} if name in idle else {"timings": {name: timings[name]}})})
         return result
 
     from .sources import open_source
@@ -119,16 +135,20 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
         def train_all():
             from .train import ensure_checkpoints
 
-            for seed in settings.seeds:
-                for d in settings.datasets:
-                    ensure_checkpoints(out, model, sources[d], settings.recipe_for(d), seed, device)
+            pairs = [ensure_checkpoints(out, model, sources[d], settings.recipe_for(d), seed, device)
+                     for seed in settings.seeds for d in settings.datasets]
+            if all(pair.reused for pair in pairs):
+                idle.add("train")
 
         def extract_all():
             from .extract import extract
 
+            before = _store_state(out)
             for seed in settings.seeds:
                 for d in settings.datasets:
                     extract(out, model, sources[d], settings.recipe_for(d), settings.n, seed, backend=settings.backend)
+            if _store_state(out) == before:
+                idle.add("extract")
 
         stage("train", train_all)
         stage("extract", extract_all)
@@ -149,6 +169,8 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
             raise MissingDataError(f"{exc.args[0]} (the embed stage reads what extract wrote)") from None
         store.ensure_groups(*sorted({k.store_key.rsplit("/", 1)[0] for k in jobs}))
         todo = [k for k in jobs if not is_done(store, k, job_settings, n[k.dataset])]
+        if not todo:
+            idle.add("embed")
         log.info("embed: %d jobs, %d complete, %d to run", len(jobs), len(jobs) - len(todo), len(todo))
         outcomes = run_jobs(out, todo, job_settings, workers=decisions["workers"], timeout=settings.job_timeout,
                             done=len(jobs) - len(todo), total=len(jobs), scheduler=settings.scheduler,
@@ -183,6 +205,12 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
         raise JobsFailedError(f"{len(failures)} of {len(jobs)} embedding jobs failed ({listing}); the others are "
                           "complete and kept, and a rerun retries only the failed ones")
     return summary
+
+
+def _store_state(out: Path) -> dict[str, str | None]:
+    """Every array of the run's store and its digest (None while incomplete)."""
+    store = RunStore(store_location(out))
+    return {key: (store.info(key) or {}).get("digest") for key in store.keys()}
 
 
 def _record_job_times(out: Path, store: RunStore, jobs: list[JobKey]) -> None:

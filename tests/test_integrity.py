@@ -203,3 +203,16 @@ def test_a_second_writer_exits_at_once_naming_the_holder(tiny_run, tmp_path):
             assert f"pid {os.getpid()}" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert holder(run) is None  # released; the file stays, empty, and blocks no one
     assert json.loads((run / "config.json").read_text())["settings"]["n"] == 120
+
+
+def test_a_rerun_with_nothing_to_do_keeps_the_stage_timings(tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    before = json.loads((run / "config.json").read_text())
+    _analyze(run)
+    after = json.loads((run / "config.json").read_text())
+    for stage in ("train", "extract", "embed"):
+        assert after["timings"][stage] == before["timings"][stage], stage
+    assert after["extract"]["digits"]["seconds"] == before["extract"]["digits"]["seconds"]
+    latest = {r["stage"]: r["work"] for r in after["stage_runs"][-5:]}
+    assert latest == {"fetch": True, "train": False, "extract": False, "embed": False, "evaluate": True}
+    assert len(after["stage_runs"]) == len(before["stage_runs"]) + 5
