@@ -83,6 +83,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "torchdr-umap on a GPU, umap-learn on the CPU)")
     p.add_argument("--k", type=int, default=None,
                    help="neighbours of the kNN vote, 1 to N - 1 (default: the run file's, else 10)")
+    p.add_argument("--reconfigure", action="store_true",
+                   help="on a run folder, change settings that decide its numbers (N, data sets, methods, seeds, "
+                        "k, ...); without it a command that would change them is refused (the folder's other "
+                        "settings are its config.json's)")
     p.add_argument("--root", type=Path, default=None,
                    help="data root (default: the run file's data_root, else $ENGINE_DATA_DIR, else a per-user cache "
                         "folder)")
@@ -240,6 +244,28 @@ def _metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _on_the_run(args: argparse.Namespace, given: dict) -> dict:
+    """The options of a command on ``args.out``: on a run folder its recorded settings,
+    overridden by those given; a change to what decides its numbers is refused unless
+    ``--reconfigure`` is given."""
+    from .runinfo import read_run_config
+    from .settings import contradictions, from_options, recorded_options
+
+    record = read_run_config(args.out).get("settings") if args.out.is_dir() else None
+    if not record:
+        return given
+    base = {} if {"preset", "run_file"} & set(given) else recorded_options(record)
+    options = {**base, **given}
+    if not args.reconfigure:
+        differ = contradictions(from_options(out=args.out, **options), record)
+        if differ:
+            from .errors import SettingsError
+
+            raise SettingsError(f"{args.out} holds a run made with other settings ({'; '.join(differ)}); give "
+                                "--reconfigure to change them (what they decide is rebuilt), or another --out")
+    return options
+
+
 def _folder_command(args: argparse.Namespace) -> int:
     """A command that writes into an existing run folder, under its lock."""
     from .errors import MissingDataError
@@ -295,13 +321,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .errors import SettingsError
 
         raise SettingsError(f"give a run file ({args.run_file}) or --preset {args.preset}, not both")
-    settings = from_options(
-        out=args.out, preset=args.preset, run_file=args.run_file, n=args.n,
+    given = dict(
+        preset=args.preset, run_file=args.run_file, n=args.n,
         datasets=None if args.datasets in (None, "all") else args.datasets, methods=args.methods,
         seeds=args.seeds, backend=args.backend, space=args.space, representations=args.representations,
         workers=args.workers, job_timeout=args.job_timeout, tsne_embedder=args.tsne_embedder,
         umap_embedder=args.umap_embedder, k=args.k,
         data_root=args.root, scheduler=args.scheduler, dask_address=args.dask_address, store=args.store)
+    settings = from_options(out=args.out, **_on_the_run(args, {k: v for k, v in given.items() if v is not None}))
     summary = run(settings, STAGES_OF[args.command])
     if "metrics" in summary:
         print(f"metrics: {summary['metrics']}")

@@ -27,6 +27,7 @@ importable for the factory.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import sys
@@ -370,6 +371,68 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
                        representations=reps, workers=workers, job_timeout=float(job_timeout),
                        tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, k=k, data_root=None if data_root is None else Path(data_root),
                        scheduler=scheduler, dask_address=dask_address or None, store=store)
+
+
+#: The settings that decide a run's numbers: a command on a run folder that would change
+#: one of its recorded values is refused unless told to (``--reconfigure``).
+DEFINING = ("preset", "sources", "n", "methods", "seeds", "backend", "space", "representations", "k",
+            "tsne_embedder", "umap_embedder", "store")
+#: The recorded settings a command on a run folder starts from (besides its run file).
+_CARRIED = ("n", "methods", "seeds", "backend", "space", "representations", "k", "tsne_embedder", "umap_embedder",
+            "store", "workers", "job_timeout", "data_root", "scheduler", "dask_address")
+
+
+def recorded_options(record: Mapping[str, Any]) -> dict:
+    """``from_options`` keywords that give a run folder's recorded settings back
+    (``config.json``'s ``settings``): its run file or preset, data sets and the rest.
+
+    Raises
+    ------
+    SettingsError
+        Where the run was made in Python from a model object (no run file names it).
+
+    Examples
+    --------
+    >>> recorded_options({"preset": "smoke", "sources": ["mnist"], "n": 1000, "seeds": [42], "k": 10})
+    {'preset': 'smoke', 'datasets': ['mnist'], 'n': 1000, 'seeds': [42], 'k': 10}
+    """
+    from .presets import run_files
+
+    name = record.get("preset") or ""
+    if name in run_files():
+        options: dict = {"preset": name}
+    elif name and Path(name).is_file():
+        options = {"run_file": name}
+    else:
+        raise SettingsError(f"the run was made {'from run file ' + name if name else 'in Python'}, which is not "
+                            "at hand; give its run file, or use repscope.analyze for it")
+    options["datasets"] = record.get("sources") or record.get("datasets")
+    options.update({key: record[key] for key in _CARRIED if record.get(key) is not None})
+    return options
+
+
+def contradictions(settings: RunSettings, record: Mapping[str, Any]) -> list[str]:
+    """Where ``settings`` would change what decides a recorded run's numbers: one text per
+    setting (``n: 2000 (the run has 1000)``); empty when they agree.
+
+    Examples
+    --------
+    >>> s = from_options(out="runs/x", preset="smoke")
+    >>> contradictions(s, {**s.as_record(), "n": 300})
+    ['n: 1000 (the run has 300)']
+    """
+    new = json.loads(json.dumps(settings.as_record()))
+    differ = []
+    for key in DEFINING:
+        if new.get(key) != json.loads(json.dumps(record.get(key))):
+            differ.append(f"{key}: {_show(new.get(key))} (the run has {_show(record.get(key))})")
+    return differ
+
+
+def _show(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value)
 
 
 def check_out(out: str | os.PathLike) -> Path:

@@ -391,3 +391,51 @@ def test_every_option_shows_its_values_and_default():
     for shown in ("auto, cpu, gpu", "tsne, umap", "0 to 4294967295", "embedding, representation, both",
                   "{local,dask}", "1 to N - 1"):
         assert shown in " ".join(run_help.split()), shown
+
+
+# ------------------------------------------------------------------ stage commands on a run folder
+
+
+RUN_FILE = """
+n = 120
+datasets = ["digits"]
+methods = ["tsne"]
+seeds = [0]
+workers = 0
+
+[model]
+factory = "tinynet:build"
+layers = ["2"]
+
+[training]
+epochs = 1
+"""
+
+
+def test_stage_commands_read_the_run_folder_and_refuse_to_change_it(tmp_path):
+    import json
+
+    from repscope.engine.lock import run_lock
+
+    (tmp_path / "tinynet.py").write_text("from torch import nn\n\ndef build():\n    return nn.Sequential("
+                                         "nn.Flatten(), nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 10))\n")
+    (tmp_path / "tiny.toml").write_text(RUN_FILE)
+    out = tmp_path / "run"
+    proc = _engine("-q", "extract", str(tmp_path / "tiny.toml"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    proc = _engine("-q", "embed", "--out", str(out))  # no run file: the folder's own settings
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["n"] == 120 and config["settings"]["preset"] == str(tmp_path / "tiny.toml")
+    message = _one_line(_engine("evaluate", "--out", str(out), "--n", "200", "--k", "5"), 2)
+    assert "holds a run made with other settings (n: 200 (the run has 120); k: 5 (the run has 10))" in message
+    assert "--reconfigure" in message
+    assert _engine("-q", "evaluate", "--out", str(out)).returncode == 0
+    assert (out / "metrics.csv").read_text().count("digits,0,") == 4  # original (shared) and 2, both networks
+    assert json.loads((out / "config.json").read_text())["settings"] == config["settings"]
+    again = _engine("-q", "embed", "--out", str(out))  # nothing to do: the embed time of the run that did it stays
+    assert again.returncode == 0
+    assert json.loads((out / "config.json").read_text())["timings"]["embed"] == config["timings"]["embed"]
+    with run_lock(out):
+        line = _one_line(_engine("-q", "evaluate", "--out", str(out)), 5)
+        assert f"pid {os.getpid()}" in line and "in use by another repscope process" in line

@@ -196,7 +196,7 @@ def test_a_second_writer_exits_at_once_naming_the_holder(tiny_run, tmp_path):
     run = _copy(tiny_run, tmp_path / "run")
     with run_lock(run):
         assert holder(run)["pid"] == os.getpid()
-        for command in (["verify"], ["report"], ["evaluate"]):
+        for command in (["verify"], ["report"], ["explore"]):
             proc = subprocess.run([*CLI, "-q", *command, "--out", str(run)], capture_output=True, text=True, env=ENV,
                                   timeout=120)
             assert proc.returncode == 5, (command, proc.stderr[-2000:])
