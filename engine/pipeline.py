@@ -68,10 +68,8 @@ def plan(settings: RunSettings, sources: dict) -> dict[str, tuple[Representation
     from .extract import plan_representations
 
     representations = {}
+    _check_n(settings, sources)
     for name, source in sources.items():
-        if settings.n > len(source.train):
-            raise SettingsError(f"--n {settings.n} is more than the {len(source.train)} examples of {name}; "
-                                f"give --n {len(source.train)} or less")
         representations[name] = plan_representations(settings.model, source)[0]
     if settings.representations is not None:
         known = {r.name for reps in representations.values() for r in reps}
@@ -82,10 +80,33 @@ def plan(settings: RunSettings, sources: dict) -> dict[str, tuple[Representation
     return representations
 
 
+def _check_n(settings: RunSettings, sources: dict) -> None:
+    """N against the size of each data set."""
+    big = [(name, len(s.train)) for name, s in sources.items() if settings.n > len(s.train)]
+    if big:
+        raise SettingsError("; ".join(f"--n {settings.n} is more than the {size} examples of {name}" for name, size
+                                      in big) + f"; give --n {min(size for _, size in big)} or less")
+
+
+def _sources_at_hand(settings: RunSettings) -> dict:
+    """The data sets that are already there (nothing is fetched)."""
+    from .sources import open_source
+
+    found = {}
+    for name, spec in zip(settings.datasets, settings.sources):
+        try:
+            found[name] = open_source(spec, settings.data_root, fetch=False)
+        except MissingDataError:
+            continue  # fetched by the run, and checked then
+    return found
+
+
 def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
     """Run ``stages`` of ``settings``; return a summary (paths, timings, failures)."""
     out = settings.out
     decisions = decide(settings) if {"embed"} & set(stages) else {}  # may refuse: before the folder is made
+    if {"train", "extract"} & set(stages):
+        _check_n(settings, _sources_at_hand(settings))
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):  # one writer per run folder: a second run here stops at once, naming this one
         return _run_stages(settings, stages, decisions)
@@ -93,7 +114,10 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
 
 def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict) -> dict:
     out = settings.out
-    update_run_config(out, {"settings": settings.as_record(), **({"backend": decisions} if decisions else {})})
+
+    def record_settings() -> None:  # once they are known to be usable: a run folder's settings are its identity
+        update_run_config(out, {"settings": settings.as_record(), **({"backend": decisions} if decisions else {})})
+
     log.info("run %s: preset %s, N=%d, datasets %s, methods %s, seeds %s, backend %s",
              out, settings.preset, settings.n, ",".join(settings.datasets), ",".join(settings.methods),
              ",".join(map(str, settings.seeds)), settings.backend)
@@ -129,6 +153,7 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
     if {"train", "extract"} & set(stages):
         open_all(False)
         plan(settings, sources)
+        record_settings()
         device = torch_device(settings.backend)
         model = settings.model
 
@@ -152,6 +177,8 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
 
         stage("train", train_all)
         stage("extract", extract_all)
+    else:
+        record_settings()
     if not {"embed", "evaluate", "report"} & set(stages):
         summary["timings"] = timings
         return summary

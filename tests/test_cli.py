@@ -81,10 +81,11 @@ def test_fetch_with_no_source_is_one_clear_line(tmp_path):
     ("60001", "error: --n 60001 is more than the 60000 examples of mnist; give --n 60000 or less"),
 ])
 def test_bad_n_is_one_clear_line(data_root, tmp_path, n, message):
-    proc = _engine("extract", "--dataset", "mnist", "--n", n, "--root", str(data_root), "--out", str(tmp_path))
+    proc = _engine("extract", "--dataset", "mnist", "--n", n, "--root", str(data_root), "--out", str(tmp_path / "run"))
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()  # checked against the data before any folder is made
 
 
 @pytest.mark.network
