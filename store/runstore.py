@@ -146,6 +146,8 @@ class RunStore:
                 and array.dtype == np.dtype(dtype)
                 and tuple(array.chunks) == tuple(chunks)
             )
+            if same and info.get("complete") and self._all_chunks(key, array) is not None:
+                return Progress(key, array, 0, False)  # a chunk is missing: marked incomplete, written again
             if same:
                 return Progress(key, array, int(info.get("rows_done", 0)), bool(info.get("complete", False)))
             log.info("%s: made from other inputs or settings, or by an earlier format; rebuilding it", key)
