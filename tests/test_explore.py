@@ -161,7 +161,7 @@ def test_cli_explore_and_projector(smoke_run, tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip().startswith(f"error: cannot write the projector's files into "
                                                                   f"{tmp_path / 'file'}")
     proc = cli("explore", "--out", str(tmp_path))
-    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {tmp_path} is not a run folder")
+    assert proc.returncode == 3 and proc.stderr.startswith(f"error: {tmp_path} is not a run folder")  # data: missing
     assert len(proc.stderr.strip().splitlines()) == 1
 
 

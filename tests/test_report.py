@@ -170,7 +170,7 @@ def test_a_rerun_redraws_only_what_is_missing(report, tmp_path):
 def test_report_needs_a_finished_run_folder(tmp_path):
     result = subprocess.run([sys.executable, "-m", "repscope", "report", "--out", str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True)
-    assert result.returncode == 2
+    assert result.returncode == 3  # data: the run's files are missing
     assert str(tmp_path) in result.stderr and "repscope run --out" in result.stderr
 
 
