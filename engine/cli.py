@@ -31,7 +31,7 @@ STAGES_OF = {
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     from .backend import BACKENDS
     from .embedders import METHODS
-    from .settings import DEFAULT_SEED, MAX_SEED, MIN_N, MIN_SEED
+    from .config import DEFAULT_SEED, MAX_SEED, MIN_N, MIN_SEED
 
     p.add_argument("run_file", nargs="?", type=Path, default=None, metavar="RUN.toml",
                    help="a run file naming the model, layers, data sets, N, methods and seeds (flags override it; "

@@ -12,6 +12,14 @@ from pathlib import Path
 
 from .errors import SettingsError
 
+#: Fewest examples a run takes (t-SNE's perplexity of 30 wants 3 x 30 neighbours).
+MIN_N = 100
+#: The study's seed, the default of every run.
+DEFAULT_SEED = 42
+#: The seeds every library takes: numpy's ``RandomState`` (and so scikit-learn, openTSNE and
+#: umap-learn) accepts 0 to 2**32 - 1; torch.manual_seed, cuML and TorchDR accept more.
+MIN_SEED, MAX_SEED = 0, 2**32 - 1
+
 #: Examples in the standard training set of both data sets.
 TRAIN_SIZE = 60_000
 TEST_SIZE = 10_000

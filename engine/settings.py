@@ -44,11 +44,7 @@ from .train import Recipe
 
 SPACES = ("embedding", "representation", "both")
 SCHEDULERS = ("local", "dask")
-MIN_N = 100
-DEFAULT_SEED = 42
-#: The seeds every library takes: numpy's ``RandomState`` (and so scikit-learn, openTSNE and
-#: umap-learn) accepts 0 to 2**32 - 1; torch.manual_seed, cuML and TorchDR accept more.
-MIN_SEED, MAX_SEED = 0, 2**32 - 1
+from .config import DEFAULT_SEED, MAX_SEED, MIN_N, MIN_SEED  # noqa: E402,F401  (kept importable from here)
 #: Keys of a run file's top level and of its tables.
 RUN_KEYS = {"preset", "n", "datasets", "methods", "seeds", "backend", "space", "representations", "workers",
             "job_timeout", "tsne_embedder", "umap_embedder", "k", "data_root", "scheduler", "dask_address", "store", "model",

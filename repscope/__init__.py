@@ -24,7 +24,18 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
-from .engine.api import Run, analyze
-from .kernels import separation_metrics
-
 __all__ = ["__version__", "Run", "analyze", "separation_metrics"]
+
+
+def __getattr__(name: str):
+    """The entry points, imported when first used: a command that needs neither PyTorch nor
+    the kernels (``repscope --version``, ``verify``, ``report``) starts without them."""
+    if name in ("Run", "analyze"):
+        from .engine import api
+
+        return getattr(api, name)
+    if name == "separation_metrics":
+        from .kernels import separation_metrics
+
+        return separation_metrics
+    raise AttributeError(f"module 'repscope' has no attribute {name!r}")

@@ -413,6 +413,7 @@ epochs = 1
 """
 
 
+@pytest.mark.slow
 def test_stage_commands_read_the_run_folder_and_refuse_to_change_it(tmp_path):
     import json
 

@@ -90,6 +90,7 @@ def test_a_job_that_keeps_killing_its_worker_is_named_and_the_rest_kept(smoke_ru
     assert not store.is_complete("mnist/seed42/trained/embeddings/tsne/layer3")
 
 
+@pytest.mark.slow
 def test_a_job_past_its_timeout_is_stopped_and_named(smoke_run, data_root, tmp_path, cluster):
     c, client = cluster
     client.register_plugin(Misbehave(JOB, str(tmp_path / "unused"), "hang"))

@@ -261,6 +261,7 @@ def test_a_signal_stops_a_dask_run_and_its_cluster(folder):
     assert 1 <= sum(_states(out).values()) < 9
 
 
+@pytest.mark.slow
 def test_the_workers_end_when_the_run_is_killed_outright(folder):
     proc, out = _start(folder, "killed")
     processes = []
