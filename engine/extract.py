@@ -217,11 +217,11 @@ def reduce_wide(store: RunStore, dataset: str, seed: int, representations, devic
     for rep in wide:
         for network in (("trained",) if rep.array == ORIGINAL else NETWORKS):
             key = reduced_key(dataset, seed, network, rep.name)
-            source_info = store.info(layer_key(dataset, seed, network, rep.array) if rep.array != ORIGINAL
-                                     else original_key(dataset)) or {}
-            n = int(source_info.get("fingerprint", {}).get("n", 0))
+            source = store.made_from(layer_key(dataset, seed, network, rep.array) if rep.array != ORIGINAL
+                                     else original_key(dataset))
+            n = int(source.get("n", 0))
             components = min(COMPONENTS, rep.dims, n)
-            fingerprint = {"source": {**source_info.get("fingerprint", {}), "digest": source_info.get("digest")},
+            fingerprint = {"source": source,
                            "components": components,
                            "representation": rep.name, "arrays": library}
             if store.is_complete(key, fingerprint):

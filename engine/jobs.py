@@ -125,8 +125,7 @@ def job_store(run_dir: str | Path, settings: JobSettings) -> RunStore:
 def source_fingerprint(store: RunStore, key: JobKey) -> dict:
     """What the array a job reads is made from, and its content digest: a changed or
     rebuilt source with other bytes means a stale embedding."""
-    info = store.info(key.source_key)
-    return {} if info is None else {**info.get("fingerprint", {}), "digest": info.get("digest")}
+    return store.made_from(key.source_key)
 
 
 def job_fingerprint(store: RunStore, key: JobKey, settings: JobSettings, n: int) -> dict:

@@ -211,6 +211,12 @@ class RunStore:
         state = self._state(key)
         return None if state is None else state[1]
 
+    def made_from(self, key: str) -> dict:
+        """What array ``key`` is made from and its digest ({} where it does not exist): the
+        part of a derived array's fingerprint that says which source bytes it was made of."""
+        info = self.info(key)
+        return {} if info is None else {**info.get("fingerprint", {}), "digest": info.get("digest")}
+
     def ensure_groups(self, *paths: str) -> None:
         """Create groups (and their parents) before parallel writers add arrays under them."""
         for path in paths:
