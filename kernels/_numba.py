@@ -123,3 +123,49 @@ def pair_sums_direct(x: np.ndarray, ends: np.ndarray) -> tuple[float, float]:
     # Summed here, not inside the parallel function: numba would turn that sum into a
     # parallel reduction whose order, hence last bits, depends on the thread count.
     return float(np.sum(same)), float(np.sum(diff))
+
+
+@numba.njit(parallel=True, cache=True)
+def _ranks(d2, rows, cols):
+    """For each (row, col) pair, the rank of column col in its row: the entries before it
+    in (value, index) order, plus one."""
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    n = d2.shape[1]
+    for t in numba.prange(rows.shape[0]):
+        r = rows[t]
+        c = cols[t]
+        v = d2[r, c]
+        count = 0
+        for m in range(n):
+            x = d2[r, m]
+            if x < v or (x == v and m < c):
+                count += 1
+        out[t] = count + 1
+    return out
+
+
+def rank_excess(d2: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int, n_rows: int) -> np.ndarray:
+    """Per row, the sum over its (row, col) pairs of rank - k (see ``kernels.neighbourhood``)."""
+    ranks = _ranks(d2, rows.astype(np.int64), cols.astype(np.int64))
+    return np.bincount(rows, weights=(ranks - k).astype(np.float64), minlength=n_rows)
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _class_sums(xt, ids, n_classes):
+    d, n = xt.shape
+    out = np.zeros((n, n_classes))
+    for i in numba.prange(n):
+        row = out[i]
+        for j in range(n):
+            s = 0.0
+            for c in range(d):
+                u = xt[c, j] - xt[c, i]
+                s += u * u
+            row[ids[j]] += math.sqrt(s)
+    return out
+
+
+def class_distance_sums_direct(x: np.ndarray, ids: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N, C) sums of each point's distances to the points of each class (float64 ``x``,
+    class ids 0 .. C - 1)."""
+    return _class_sums(np.ascontiguousarray(x.T), np.ascontiguousarray(ids, dtype=np.int64), n_classes)

@@ -49,3 +49,37 @@ def test_all_metrics_on_the_device(cupy):
     gpu = separation_metrics(cupy.asarray(x), cupy.asarray(y))
     for key in cpu:
         np.testing.assert_allclose(gpu[key], cpu[key], rtol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("pattern", ["balanced", "duplicates", "lattice"])
+def test_neighbourhood_measures_on_the_device(cupy, pattern):
+    from repscope.kernels import neighbourhood_scores
+
+    high, _ = make_data(700, 30, pattern, np.float64)
+    low = high[:, :2] + make_data(700, 2, pattern, np.float64, seed=1)[0]
+    cpu = neighbourhood_scores(high, low, k=10)
+    gpu = neighbourhood_scores(cupy.asarray(high), cupy.asarray(low), k=10, block_bytes=2_000_000)
+    np.testing.assert_allclose(gpu[:3], cpu[:3], atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [2, 64])
+@pytest.mark.parametrize("pattern", ["balanced", "singleton", "duplicates"])
+def test_silhouette_and_class_sums_on_the_device(cupy, d, pattern):
+    from repscope.kernels import class_distance_sums, silhouette_score
+
+    x, y = make_data(1500, d, pattern, np.float64)
+    cpu_sums, _ = class_distance_sums(x, y)
+    gpu_sums, _ = class_distance_sums(cupy.asarray(x), cupy.asarray(y))
+    assert isinstance(gpu_sums, cupy.ndarray)
+    np.testing.assert_allclose(gpu_sums.get(), cpu_sums, rtol=1e-10)
+    assert silhouette_score(cupy.asarray(x), cupy.asarray(y)) == pytest.approx(silhouette_score(x, y), rel=1e-10)
+
+
+def test_cka_on_the_device(cupy):
+    from repscope.kernels import cka_matrix
+
+    x, _ = make_data(3000, 40, "balanced", np.float64)
+    y = np.tanh(x[:, :10]) + 3.0
+    cpu = cka_matrix([x, y, x[:, :2]])
+    gpu = cka_matrix([cupy.asarray(x), cupy.asarray(y), cupy.asarray(x[:, :2])])
+    np.testing.assert_allclose(gpu, cpu, atol=1e-10)
