@@ -27,7 +27,7 @@ import torch
 
 from ..store import (
     CHUNK_ROWS, EXAMPLE, ORIGINAL, Representation, RunStore, build_representations, components_key, example_key,
-    labels_key, layer_dims, layer_key, original_key, reduced_key,
+    heldout_key, labels_key, layer_dims, layer_key, original_key, reduced_key,
 )
 from .backend import torch_device
 from .errors import SettingsError
@@ -77,17 +77,22 @@ def _module_text(module: torch.nn.Module) -> str:
 
 
 def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, ckpt: Checkpoints,
-             nets: dict[str, torch.nn.Module]) -> list[_Target]:
-    base = {"n": n, "chunk_rows": CHUNK_ROWS, "train_sha256": source.sha256, "scale": source.scale}
+             nets: dict[str, torch.nn.Module], heldout: bool = False) -> list[_Target]:
+    """The arrays of the first ``n`` training examples, or with ``heldout`` of the first
+    ``n`` test examples (under ``heldout/``, beside their training counterparts)."""
+    base = {"n": n, "chunk_rows": CHUNK_ROWS, "train_sha256": source.sha256, "scale": source.scale,
+            **({"split": "test"} if heldout else {})}
     example = {"example_shape": list(source.example_shape), "scale": source.scale}
     labels_dtype = np.asarray(source.train.label_rows(0, 1)).dtype.str
+    place = heldout_key if heldout else (lambda key: key)
+    which = "held-out test example" if heldout else "example"
     targets = [
-        _Target(labels_key(source.name), (n,), labels_dtype, base, lambda x, y, out: y,
+        _Target(place(labels_key(source.name)), (n,), labels_dtype, base, lambda x, y, out: y,
                 {"classes": list(source.classes)}, (EXAMPLE,),
-                {"description": f"class label of each example of {source.name}", "classes": list(source.classes)}),
-        _Target(original_key(source.name), (n, int(np.prod(source.example_shape))), np.dtype(source.train.examples.dtype).str,
+                {"description": f"class label of each {which} of {source.name}", "classes": list(source.classes)}),
+        _Target(place(original_key(source.name)), (n, int(np.prod(source.example_shape))), np.dtype(source.train.examples.dtype).str,
                 base, lambda x, y, out: x.reshape(len(x), -1), example, (EXAMPLE, "feature"),
-                {"description": f"the examples of {source.name} as the source gives them, flattened "
+                {"description": f"the {which}s of {source.name} as the source gives them, flattened "
                                 f"(shape {tuple(source.example_shape)}; divide by scale {source.scale:g} for the network's units)",
                  **example}),
     ]
@@ -101,12 +106,12 @@ def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, c
         for layer, shape in shapes.items():
             module = _module_text(modules[paths[layer]])
             targets.append(_Target(
-                layer_key(source.name, seed, network, layer), (n, *shape), "float32",
+                place(layer_key(source.name, seed, network, layer)), (n, *shape), "float32",
                 {**base, "checkpoints_sha256": ckpt.sha256, "module": paths[layer], "transform": transform},
                 lambda x, y, out, network=network, layer=layer: out[network][layer].cpu().numpy(),
                 {"layer": layer, "activation_shape": list(shape)}, layer_dims(layer, shape),
                 {"description": f"output of {layer} (module {paths[layer]}: {module}) of the {network} network, "
-                                f"seed {seed}", "layer": layer, "module": paths[layer], "module_type": module},
+                                f"seed {seed}{', held-out test examples' if heldout else ''}", "layer": layer, "module": paths[layer], "module_type": module},
             ))
     return targets
 
@@ -119,11 +124,13 @@ def extract(
     n: int,
     seed: int,
     backend: str = "auto",
+    heldout: bool = False,
 ) -> Path:
     """Fill ``<store>/<dataset>`` (``<run_dir>/store.zarr`` unless the run's settings put the
     store elsewhere) with labels, inputs and every analysed layer of both networks for the
     first ``n`` examples of ``source`` (training first if the checkpoints are missing), then
-    reduce the wide representations. Returns the store's location."""
+    reduce the wide representations. With ``heldout``, also the first ``min(n, test size)``
+    test examples under ``heldout/`` (for linear probes). Returns the store's location."""
     total = len(source.train)
     if not isinstance(n, (int, np.integer)) or not 1 <= n <= total:
         raise SettingsError(f"--n must be a whole number from 1 to {total} (the size of {source.name}); got {n!r}")
@@ -135,48 +142,19 @@ def extract(
 
     store_path = store_location(run_dir)
     store = RunStore(store_path)
-    progress = []
-    for t in _targets(spec, source, seed, n, shapes, ckpt, nets):
-        p = store.prepare(t.key, t.shape, t.dtype, t.fingerprint, dims=t.dims, attributes=t.attributes)
-        if t.info and not p.complete:
-            store.annotate(t.key, **t.info)
-        progress.append((t, p))
-    base = progress[0][0].fingerprint
-    if not store.is_complete(example_key(source.name), base):
-        store.write_whole(example_key(source.name), np.arange(n, dtype=np.int64), base, dims=(EXAMPLE,),
-                          attributes={"description": f"index of each analysed example in {source.name}'s "
-                                                     "training split"})
+    started = time.perf_counter()
+    wrote = _fill(store, source, source.train, _targets(spec, source, seed, n, shapes, ckpt, nets), n, seed,
+                  spec, nets, device, store_path)
     store.describe(source.name, description=f"{source.description}: the first {n} training examples",
                    classes=list(source.classes), example_shape=list(source.example_shape))
-    todo = [(t, p) for t, p in progress if not p.complete]
-    log.info("%s: extracting N=%d, seed %d, device %s, batch %d rows, layers %s, into %s (%d of %d arrays to write)",
-             source.name, n, seed, device, CHUNK_ROWS, ", ".join(f"{k} {v}" for k, v in shapes.items()), store_path,
-             len(todo), len(progress))
-    started = time.perf_counter()
-    if todo:
-        start = min(p.rows_done for _, p in todo)
-        if start:
-            log.info("%s: resuming at row %d", source.name, start)
-        with progress_bar(total=n, initial=start, desc=f"extract {source.name}", unit="ex", unit_scale=True) as bar:
-            for a in range(start, n, CHUNK_ROWS):
-                b = min(a + CHUNK_ROWS, n)
-                x = source.train.rows(a, b)
-                y = source.train.label_rows(a, b)
-                out = {}
-                with torch.inference_mode():
-                    inputs = spec.transform(to_float(torch.from_numpy(np.asarray(x)).to(device), source.scale))
-                    for name, net in nets.items():
-                        with capture(net, spec.layers) as captured:
-                            net(inputs)
-                        out[name] = dict(captured)
-                pending = [(t, p) for t, p in todo if p.rows_done < b]
-                for t, p in pending:
-                    p.array[a:b] = t.take(x, y, out)
-                for _, p in pending:
-                    store.commit_rows(p, b)
-                bar.update(b - a)
-        for _, p in todo:
-            store.mark_complete(p)
+    n_heldout = 0
+    if heldout and source.test is None:
+        log.warning("%s has no test split: no held-out examples, so no linear probes", source.name)
+    elif heldout:
+        n_heldout = min(n, len(source.test))
+        wrote |= _fill(store, source, source.test, _targets(spec, source, seed, n_heldout, shapes, ckpt, nets,
+                                                             heldout=True), n_heldout, seed, spec, nets, device,
+                       store_path, heldout=True)
     reduced = reduce_wide(store, source.name, seed, representations, device)
     seconds = time.perf_counter() - started
     update_run_config(run_dir, {
@@ -187,12 +165,61 @@ def extract(
         "extract": {source.name: {
             "n": n, "seed": seed, "device": device, "chunk_rows": CHUNK_ROWS,
             "checkpoints_sha256": ckpt.sha256, "test_accuracy": ckpt.accuracy,
-            "train_attempt": ckpt.attempt, **({"seconds": round(seconds, 3)} if todo else {}),  # kept from the run that wrote
+            "train_attempt": ckpt.attempt, **({"seconds": round(seconds, 3)} if wrote else {}),  # kept from the run that wrote
+            **({"heldout": n_heldout} if n_heldout else {}),
             "layers": {k: list(v) for k, v in shapes.items()}, "reduced": reduced,
         }},
     })
     log.info("%s: extraction complete in %.1f s", source.name, seconds)
     return Path(store_path) if not isinstance(store_path, str) else store_path
+
+
+def _fill(store: RunStore, source: Source, split, targets: list[_Target], n: int, seed: int, spec: ModelSpec,
+          nets: dict[str, torch.nn.Module], device: str, store_path, heldout: bool = False) -> bool:
+    """Stream the first ``n`` rows of ``split`` through both networks into ``targets``;
+    resumable per array. Returns whether anything was written."""
+    progress = []
+    for t in targets:
+        p = store.prepare(t.key, t.shape, t.dtype, t.fingerprint, dims=t.dims, attributes=t.attributes)
+        if t.info and not p.complete:
+            store.annotate(t.key, **t.info)
+        progress.append((t, p))
+    base = progress[0][0].fingerprint
+    indices = heldout_key(example_key(source.name)) if heldout else example_key(source.name)
+    if not store.is_complete(indices, base):
+        store.write_whole(indices, np.arange(n, dtype=np.int64), base, dims=(EXAMPLE,),
+                          attributes={"description": f"index of each analysed example in {source.name}'s "
+                                                     f"{'test' if heldout else 'training'} split"})
+    todo = [(t, p) for t, p in progress if not p.complete]
+    what = "held-out " if heldout else ""
+    log.info("%s: extracting %sN=%d, seed %d, device %s, batch %d rows, into %s (%d of %d arrays to write)",
+             source.name, what, n, seed, device, CHUNK_ROWS, store_path, len(todo), len(progress))
+    if not todo:
+        return False
+    start = min(p.rows_done for _, p in todo)
+    if start:
+        log.info("%s: resuming at row %d", source.name, start)
+    with progress_bar(total=n, initial=start, desc=f"extract {what}{source.name}", unit="ex", unit_scale=True) as bar:
+        for a in range(start, n, CHUNK_ROWS):
+            b = min(a + CHUNK_ROWS, n)
+            x = split.rows(a, b)
+            y = split.label_rows(a, b)
+            out = {}
+            with torch.inference_mode():
+                inputs = spec.transform(to_float(torch.from_numpy(np.asarray(x)).to(device), source.scale))
+                for name, net in nets.items():
+                    with capture(net, spec.layers) as captured:
+                        net(inputs)
+                    out[name] = dict(captured)
+            pending = [(t, p) for t, p in todo if p.rows_done < b]
+            for t, p in pending:
+                p.array[a:b] = t.take(x, y, out)
+            for _, p in pending:
+                store.commit_rows(p, b)
+            bar.update(b - a)
+    for _, p in todo:
+        store.mark_complete(p)
+    return True
 
 
 def _importable(module: str) -> bool:

@@ -17,7 +17,9 @@ from .layout import (
     default_dims,
     embedding_key,
     example_key,
+    HELDOUT,
     find,
+    heldout_key,
     holder,
     labels_key,
     layer_dims,
@@ -32,6 +34,6 @@ from .runstore import DamagedArrayError, Progress, RunStore, Verified, flag_grou
 __all__ = [
     "ALL", "CHUNK_ROWS", "EMBEDDING_DIMS", "EXAMPLE", "NETWORKS", "ORIGINAL", "SPLITS", "Representation", "array_key",
     "build_representations", "channel_name", "chunks_for", "components_key", "default_dims", "embedding_key",
-    "example_key", "find", "holder", "labels_key", "layer_dims", "layer_key", "layer_names", "original_key",
+    "example_key", "find", "HELDOUT", "heldout_key", "holder", "labels_key", "layer_dims", "layer_key", "layer_names", "original_key",
     "reduced_key", "same_name", "DamagedArrayError", "Progress", "RunStore", "Verified", "flag_group", "is_url",
 ]

@@ -9,6 +9,8 @@ This module is the one place that knows paths inside ``store.zarr``::
     <dataset>/seed<seed>/<network>/reduced/<name>      (N, 50) float32, PCA of a wide representation
     <dataset>/seed<seed>/<network>/pca/<name>          (50, dims) float32, its principal components
     <dataset>/seed<seed>/<network>/embeddings/<method>/<name>   (N, 2) float32
+    <dataset>/heldout/{labels,example,original}        the held-out (test) examples, when stored
+    <dataset>/seed<seed>/<network>/heldout/<layer>     their activations (for linear probes)
 
 The seed level keeps the network pairs of several seeds side by side; labels and
 inputs do not depend on the seed and are stored once. Arrays with a channel axis are
@@ -195,6 +197,22 @@ def layer_key(dataset: str, seed: int, network: str, layer: str) -> str:
 def array_key(dataset: str, seed: int, network: str, array: str) -> str:
     """Key of a stored array: ``original`` is shared by networks and seeds."""
     return original_key(dataset) if array == ORIGINAL else layer_key(dataset, seed, network, array)
+
+
+#: The folder of the held-out (test) examples' arrays, beside their training counterparts.
+HELDOUT = "heldout"
+
+
+def heldout_key(key: str) -> str:
+    """Key of the held-out examples' counterpart of array ``key`` (labels, input or a layer).
+
+    Examples
+    --------
+    >>> heldout_key("mnist/labels"), heldout_key("mnist/seed42/trained/layer1")
+    ('mnist/heldout/labels', 'mnist/seed42/trained/heldout/layer1')
+    """
+    parent, leaf = key.rsplit("/", 1)
+    return f"{parent}/{HELDOUT}/{leaf}"
 
 
 def reduced_key(dataset: str, seed: int, network: str, name: str) -> str:

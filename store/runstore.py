@@ -42,7 +42,7 @@ from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-from .layout import ORIGINAL, Representation, array_key, chunks_for, default_dims, labels_key
+from .layout import ORIGINAL, Representation, array_key, chunks_for, default_dims, heldout_key, labels_key
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,13 @@ class RunStore:
             node = self.root.require_group(key)
         node.attrs.update(_normalise(attributes))
 
+    def attributes(self, key: str) -> dict:
+        """The plain attributes of the array or group ``key`` ({} where there is nothing)."""
+        try:
+            return dict(self.root[key].attrs)
+        except KeyError:
+            return {}
+
     def info(self, key: str) -> dict | None:
         """The recorded attributes of array ``key`` (fingerprint, rows, completion and extras)."""
         state = self._state(key)
@@ -362,12 +369,14 @@ class RunStore:
             why = "a chunk fails its checksum" if "checksum" in str(exc) else f"a chunk does not decode ({exc})"
             raise self._damaged(key, why) from None
 
-    def labels(self, dataset: str) -> np.ndarray:
-        """(N,) class labels of the extracted examples."""
-        return self.read(labels_key(dataset))
+    def labels(self, dataset: str, heldout: bool = False) -> np.ndarray:
+        """(N,) class labels of the extracted examples (of the held-out ones with ``heldout``)."""
+        key = labels_key(dataset)
+        return self.read(heldout_key(key) if heldout else key)
 
     def read_representation(
-        self, dataset: str, seed: int, network: str, rep: Representation, rows: slice = slice(None)
+        self, dataset: str, seed: int, network: str, rep: Representation, rows: slice = slice(None),
+        heldout: bool = False,
     ) -> np.ndarray:
         """Representation ``rep`` of ``network`` as a (rows, dims) float32 array.
 
@@ -377,6 +386,7 @@ class RunStore:
         channel-major.
         """
         key = array_key(dataset, seed, network, rep.array)
+        key = heldout_key(key) if heldout else key
         block = self.read(key, rows if rep.channel is None else (rows, rep.channel))
         block = block.reshape(-1, rep.dims)
         if rep.array == ORIGINAL:
