@@ -130,6 +130,8 @@ def analyze(
     report: bool = True,
     tsne_embedder: str | None = None,
     umap_embedder: str | None = None,
+    metrics: str | Sequence[str] | None = None,
+    neighbourhood_sample: int | None = None,
 ) -> "Run":
     """Embed every analysed layer of ``model`` (trained and untrained) on ``data`` and score it.
 
@@ -162,6 +164,11 @@ def analyze(
     tsne_embedder, umap_embedder : str, optional
         The library per method by name (``"torchdr-tsne"``, ``"sklearn-tsne"``, ...); by
         default the backend's choice.
+    metrics : str or list of str, optional
+        Measure families besides the study's (:mod:`repscope.engine.measures`): ``recall``,
+        ``trustworthiness``, ``silhouette``, ``cka``, ``probe``, ``"default"`` or ``"all"``.
+    neighbourhood_sample : int, optional
+        Estimate the neighbourhood measures from this many seeded query points.
 
     Returns
     -------
@@ -193,7 +200,8 @@ def analyze(
         n = min(5_000, min(len(open_source(s, data_root).train) for s in sources))
     settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),
                             seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root,
-                            tsne_embedder=tsne_embedder, umap_embedder=umap_embedder)
+                            tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, metrics=metrics,
+                            neighbourhood_sample=neighbourhood_sample)
     stages = pipeline.STAGES if report else tuple(s for s in pipeline.STAGES if s != "report")
     pipeline.run(settings, stages)
     return Run(out)
@@ -230,6 +238,30 @@ class Run:
         if not path.is_file():
             raise MissingDataError(f"{path} does not exist; the evaluate stage writes it")
         return read_metrics_csv(path)
+
+    @property
+    def cka(self) -> list[dict]:
+        """The rows of ``cka.csv``: linear CKA between whole layers of both networks, per data
+        set and seed (the ``cka`` measure family)."""
+        from .measures import CKA_CSV
+        from .tables import read_cka_csv
+
+        path = self.path / CKA_CSV
+        if not path.is_file():
+            raise MissingDataError(f"{path} does not exist; the evaluate stage writes it with the cka family")
+        return read_cka_csv(path)
+
+    @property
+    def statistics(self) -> list[dict]:
+        """The rows of ``statistics.csv``: per data set, space, method, layer and measure, both
+        networks' means over seeds with 95 % intervals and the paired test's p value."""
+        from .evaluate import STATISTICS_CSV
+        from .tables import read_rows_csv
+
+        path = self.path / STATISTICS_CSV
+        if not path.is_file():
+            raise MissingDataError(f"{path} does not exist; the evaluate stage writes it")
+        return read_rows_csv(path)
 
     def metrics_frame(self):
         """The metrics as a pandas DataFrame (needs pandas)."""

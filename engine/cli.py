@@ -83,6 +83,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                         "torchdr-umap on a GPU, umap-learn on the CPU)")
     p.add_argument("--k", type=int, default=None,
                    help="neighbours of the kNN vote, 1 to N - 1 (default: the run file's, else 10)")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated measure families besides the study's separation metrics: recall, "
+                        "trustworthiness (with continuity and recall), silhouette, cka, probe; or default "
+                        "(recall, silhouette, cka) or all (default: the run file's, else default)")
+    p.add_argument("--neighbourhood-sample", type=int, default=None, metavar="M",
+                   help="estimate the neighbourhood measures from M seeded query points, with standard errors, "
+                        "instead of exactly from all N (default: the run file's, else exact)")
     p.add_argument("--reconfigure", action="store_true",
                    help="on a run folder, change settings that decide its numbers (N, data sets, methods, seeds, "
                         "k, ...); without it a command that would change them is refused (the folder's other "
@@ -326,7 +333,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         datasets=None if args.datasets in (None, "all") else args.datasets, methods=args.methods,
         seeds=args.seeds, backend=args.backend, space=args.space, representations=args.representations,
         workers=args.workers, job_timeout=args.job_timeout, tsne_embedder=args.tsne_embedder,
-        umap_embedder=args.umap_embedder, k=args.k,
+        umap_embedder=args.umap_embedder, k=args.k, metrics=args.metrics,
+        neighbourhood_sample=args.neighbourhood_sample,
         data_root=args.root, scheduler=args.scheduler, dask_address=args.dask_address, store=args.store)
     settings = from_options(out=args.out, **_on_the_run(args, {k: v for k, v in given.items() if v is not None}))
     summary = run(settings, STAGES_OF[args.command])

@@ -18,15 +18,19 @@ from pathlib import Path
 from ..kernels import separation_metrics
 from ..store import NETWORKS, ORIGINAL, DamagedArrayError, Representation, RunStore
 from .findings import Depths
+from .measures import CKA_CSV, DEFAULT_FAMILIES, embedding_measures, group_by_representation, layer_cka
+from .measures import representation_measures
 
 from .jobs import JobKey, read_input
 from .progress import progress_bar
 from .runinfo import store_location
-from .tables import write_metrics_csv, write_tables
+from .statistics import STATISTICS_COLUMNS, comparisons
+from .tables import write_cka_csv, write_metrics_csv, write_rows_csv, write_tables
 
 log = logging.getLogger(__name__)
 
 METRICS_CSV = "metrics.csv"
+STATISTICS_CSV = "statistics.csv"
 TABLES = "tables"
 
 
@@ -75,8 +79,12 @@ def _representation_metrics(store: RunStore, key: JobKey, labels, k: int, damage
 
 
 def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k: int,
-             representations: dict[str, tuple[Representation, ...]]) -> Path:
-    """Write ``metrics.csv`` and the tables for ``jobs``; return the csv's path.
+             representations: dict[str, tuple[Representation, ...]],
+             families: tuple[str, ...] = DEFAULT_FAMILIES, sample: int | None = None) -> Path:
+    """Write ``metrics.csv``, ``cka.csv`` (with the ``cka`` family) and the tables for
+    ``jobs``; return the csv's path. ``families``: the measure families scored
+    (:mod:`repscope.engine.measures`); ``sample``: query points of the neighbourhood
+    measures' estimate (None: exact).
 
     Jobs whose embedding is missing are left out with a warning (the embed stage makes them).
     """
@@ -84,13 +92,27 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     store = RunStore(store_location(run_dir))
     labels = {d: store.labels(d) for d in dict.fromkeys(key.dataset for key in jobs)}
     rows, missing, damaged = [], [], []
+    log.info("evaluate: %d embeddings, spaces %s, k %d, measures %s, neighbourhood %s", len(jobs),
+             ", ".join(spaces), k, ", ".join(families), f"estimated from {sample} query points" if sample else "exact")
     if "embedding" in spaces:
-        for key in progress_bar(jobs, desc="evaluate embeddings", unit="job", leave=False):
-            metrics = _embedding_metrics(store, key, labels[key.dataset], k, damaged)
-            if metrics is None:
-                missing.append(key.id)
+        groups = group_by_representation(jobs)
+        for group in progress_bar(list(groups.values()), desc="evaluate embeddings", unit="rep", leave=False):
+            present = []
+            for key in group:
+                metrics = _embedding_metrics(store, key, labels[key.dataset], k, damaged)
+                if metrics is None:
+                    missing.append(key.id)
+                else:
+                    present.append((key, metrics))
+            if not present:
                 continue
-            rows += _rows(key, "embedding", len(labels[key.dataset]), k, metrics)
+            extra = embedding_measures(store, [key for key, _ in present], labels[present[0][0].dataset], k,
+                                       families, sample)
+            shared = representation_measures(store, present[0][0], labels[present[0][0].dataset], families,
+                                             "embedding", present[0][0].seed)
+            for key, metrics in present:
+                rows += _rows(key, "embedding", len(labels[key.dataset]), k,
+                              {**metrics, **extra[key.id], **shared})
     if "representation" in spaces:
         seen = set()
         for key in progress_bar(jobs, desc="evaluate representations", unit="rep", leave=False):
@@ -100,7 +122,8 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
             metrics = _representation_metrics(store, key, labels[key.dataset], k, damaged)
             if metrics is None:
                 continue
-            rows += _rows(key, "representation", len(labels[key.dataset]), k, metrics)
+            extra = representation_measures(store, key, labels[key.dataset], families, "representation", key.seed)
+            rows += _rows(key, "representation", len(labels[key.dataset]), k, {**metrics, **extra})
     if damaged:
         raise DamagedArrayError(f"{len(damaged)} array(s) of {store.path} are damaged ({'; '.join(damaged[:3])}); "
                                 "they are marked incomplete, and a rerun rebuilds them and then writes metrics.csv")
@@ -109,6 +132,15 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
                     len(missing), missing[0])
     order = {dataset: [r.name for r in reps] for dataset, reps in representations.items()}
     path = write_metrics_csv(rows, run_dir / METRICS_CSV, order)
-    tables = write_tables(rows, run_dir / TABLES, {d: Depths(reps) for d, reps in representations.items()})
+    if "cka" in families:
+        cka_rows = []
+        for dataset, seed in sorted({(key.dataset, key.seed) for key in jobs}):
+            depths = Depths(representations[dataset])
+            whole = [next(r for r in representations[dataset] if r.name == depths.whole(layer)) for layer in depths.layers]
+            cka_rows += layer_cka(store, dataset, seed, whole)
+        write_cka_csv(cka_rows, run_dir / CKA_CSV)
+    depths = {d: Depths(reps) for d, reps in representations.items()}
+    tables = write_tables(rows, run_dir / TABLES, depths)
+    write_rows_csv(comparisons(rows, depths), STATISTICS_COLUMNS, run_dir / STATISTICS_CSV)
     log.info("metrics.csv: %d rows; %d table files in %s", len(rows), len(tables), run_dir / TABLES)
     return path

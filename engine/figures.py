@@ -185,3 +185,42 @@ def filter_figure(image: np.ndarray, maps: dict[str, np.ndarray], title: str, pa
     fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.45 / height, bottom=0.01, wspace=0.1, hspace=0.35)
     return save(fig, path)
+
+
+def cka_figure(layers: list[str], matrices: dict[str, np.ndarray], across: np.ndarray, title: str, note: str,
+               path: Path) -> list[Path]:
+    """Heat maps of linear CKA between the layers of each network (``matrices``: network ->
+    (L, L), rows and columns in ``layers``' order) and a panel of CKA between the trained
+    and the untrained network at each layer (``across``: (L,)); values written in the cells."""
+    from matplotlib.figure import Figure
+
+    count = len(matrices)
+    side = max(2.6, 0.55 * len(layers) + 1.2)
+    fig = Figure(figsize=(side * count + 4.4, side + 1.0), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, count + 1, gridspec_kw={"width_ratios": [side] * count + [side * 0.9]})
+    image = None
+    for ax, (network, matrix) in zip(axes, matrices.items()):
+        image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis")
+        ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(layers)), layers, fontsize=8)
+        ax.set_title(f"{network} network", fontsize=10)
+        for i in range(len(layers)):
+            for j in range(len(layers)):
+                value = matrix[i, j]
+                if np.isfinite(value):
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                            color="black" if value > 0.6 else "white")
+    ax = axes[-1]
+    ax.barh(range(len(layers)), across, color="#4c72b0")
+    for i, value in enumerate(across):
+        if np.isfinite(value):
+            ax.text(min(value, 0.98), i, f"{value:.2f}", ha="right", va="center", fontsize=7, color="white")
+    ax.set_yticks(range(len(layers)), layers, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("CKA", fontsize=8)
+    ax.set_title("trained vs untrained", fontsize=10)
+    if image is not None:
+        fig.colorbar(image, ax=axes[count - 1], fraction=0.05, pad=0.03)
+    fig.suptitle(f"{title}\n{note}", fontsize=10)
+    return save(fig, path, ("png", "svg"))

@@ -171,7 +171,8 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
             before = _store_state(out)
             for seed in settings.seeds:
                 for d in settings.datasets:
-                    extract(out, model, sources[d], settings.recipe_for(d), settings.n, seed, backend=settings.backend)
+                    extract(out, model, sources[d], settings.recipe_for(d), settings.n, seed, backend=settings.backend,
+                            heldout="probe" in settings.metrics)
             if _store_state(out) == before:
                 idle.add("extract")
 
@@ -216,7 +217,8 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
         from .evaluate import evaluate
 
         summary["metrics"] = str(stage("evaluate", lambda: evaluate(out, jobs, settings.spaces, settings.k,
-                                                                     representations)))
+                                                                     representations, settings.metrics,
+                                                                     settings.neighbourhood_sample)))
     if "report" in stages:  # also after failed jobs: the page lists what is missing
         from .report import build_report
 

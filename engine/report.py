@@ -34,7 +34,9 @@ from .evaluate import METRICS_CSV
 from .findings import SEPARATION, Confusion, Depths, check_findings, cells_by_run, layer_average
 from .jobs import K
 from .progress import progress_bar
+from .measures import COLUMNS as MEASURES
 from .runinfo import CONFIG, read_run_config, store_location
+from .statistics import ALPHA, comparisons
 from .tables import BEYOND, NOTE, PARTIAL, read_metrics_csv, study_tables
 
 log = logging.getLogger(__name__)
@@ -257,6 +259,51 @@ def _depth_figures(run: RunFolder, cache: FigureCache, dataset: str, method: str
     return out
 
 
+def _cka_figures(run: RunFolder, cache: FigureCache, dataset: str) -> str | None:
+    """The data set's CKA heat maps (mean over seeds), or None where the run has no ``cka.csv``."""
+    from .figures import cka_figure
+    from .measures import CKA_CSV
+    from .tables import read_cka_csv
+
+    if not (run.path / CKA_CSV).is_file():
+        return None
+    rows = [r for r in read_cka_csv(run.path / CKA_CSV) if r["dataset"] == dataset]
+    if not rows:
+        return None
+    depths = run.depths[dataset]
+    layers = depths.layers
+    names = {depths.whole(layer): i for i, layer in enumerate(layers)}
+    sums = defaultdict(lambda: np.zeros((len(layers), len(layers))))
+    counts = defaultdict(lambda: np.zeros((len(layers), len(layers))))
+    for r in rows:
+        if r["representation_a"] not in names or r["representation_b"] not in names:
+            continue
+        pair = (r["network_a"], r["network_b"])
+        i, j = names[r["representation_a"]], names[r["representation_b"]]
+        sums[pair][i, j] += r["cka"]
+        counts[pair][i, j] += 1
+    with np.errstate(invalid="ignore"):
+        mean = {pair: sums[pair] / counts[pair] for pair in sums}
+    matrices = {network: mean[network, network] for network in NETWORKS if (network, network) in mean}
+    across = np.diag(mean.get(("trained", "untrained"), np.full((len(layers),) * 2, np.nan)))
+    seeds = len({r["seed"] for r in rows})
+    note = f"linear CKA, mean of {seeds} seed{'s' if seeds > 1 else ''}; whole layers (channel-split layers: <layer>/all)"
+    rel = f"{dataset}/cka"
+    key = _key({f"{a}/{b}": m.tolist() for (a, b), m in mean.items()}, layers, note)
+    cache.add(rel, key, lambda p: cka_figure(layers, matrices, across, f"{dataset}: similarity of layers", note, p))
+    return rel + ".png"
+
+
+def _measure_summary(comparisons: list[dict], dataset: str, method: str) -> dict:
+    """The paired comparisons of one (dataset, method) for the page, with a count of those
+    where the trained network is better at p < 0.05."""
+    from .statistics import significant
+
+    rows = [c for c in comparisons if c["dataset"] == dataset and c["method"] == method and c["space"] == "embedding"]
+    held = [c for c in rows if significant(c["p"])]
+    return {"rows": rows, "held": len(held), "tested": sum(not math.isnan(c["p"]) for c in rows)}
+
+
 def _images(run: RunFolder, dataset: str, rows: list[int]) -> np.ndarray:
     """The examples of ``rows`` as images on a 0-255 scale: (rows, H, W) or (rows, H, W, 3)."""
     key = original_key(dataset)
@@ -425,6 +472,13 @@ def _fmt_share(finding, dataset, method) -> str:
     return "n/a" if total == 0 else f"{held} of {total} seed{'s' if total > 1 else ''}"
 
 
+def _sign_p(finding, dataset, method) -> float:
+    """The one-sided exact sign test of the seeds in which a finding holds (NaN: none checked)."""
+    from .statistics import sign_test
+
+    return sign_test(*finding.share(dataset, method))
+
+
 def _verdict(finding, dataset, method) -> str:
     held, total = finding.share(dataset, method)
     if total == 0:
@@ -485,6 +539,7 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
     for dataset in run.datasets:
         n = sizes[dataset]
         section = {"dataset": dataset, "id": slug(dataset), "n": n, "classes": run.classes(dataset), "methods": [],
+                   "cka": _cka_figures(run, cache, dataset),
                    "last": run.depths[dataset].last, "layers": _layer_notes(run, dataset),
                    "filters": {seed: _filter_figures(run, cache, dataset, seed) for seed in run.seeds}}
         for method in run.methods:
@@ -505,6 +560,7 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
     from .explore import explorer_link  # the explorer builds on this module
     findings = check_findings(run.rows, run.depths, confusions, run.preset)
     tables = study_tables(run.rows, run.depths)
+    compared = comparisons(run.rows, run.depths)
     page = {
         "title": f"repscope report: {run.path.name}",
         "run": str(run.path),
@@ -514,7 +570,9 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
         "datasets": run.datasets, "methods": run.methods, "seeds": run.seeds,
         "sections": sections,
         "findings": findings,
-        "verdict": _verdict, "share": _fmt_share,
+        "verdict": _verdict, "share": _fmt_share, "sign_p": _sign_p, "alpha": ALPHA,
+        "measures": {(d, m): _measure_summary(compared, d, m) for d in run.datasets for m in run.methods},
+        "measure_columns": [c for c in MEASURES if any(not math.isnan(r[c]) for r in run.rows)],
         "tables": {key: _table_html(t) for key, t in tables.items()},
         "table_names": {d: run.depths[d].layers for d in run.datasets}, "beyond_table": BEYOND,
         "study": run.preset == "study",

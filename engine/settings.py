@@ -48,7 +48,7 @@ from .config import DEFAULT_SEED, MAX_SEED, MIN_N, MIN_SEED  # noqa: E402,F401  
 #: Keys of a run file's top level and of its tables.
 RUN_KEYS = {"preset", "n", "datasets", "methods", "seeds", "backend", "space", "representations", "workers",
             "job_timeout", "tsne_embedder", "umap_embedder", "k", "data_root", "scheduler", "dask_address", "store", "model",
-            "training"}
+            "training", "metrics", "neighbourhood_sample"}
 MODEL_KEYS = {"factory", "transform", "checkpoint", "layers"}
 
 
@@ -82,6 +82,10 @@ class RunSettings:
     dask_address: str | None = None
     #: The Zarr store: None for ``<out>/store.zarr``, else an absolute path or an fsspec URL.
     store: str | None = None
+    #: The measure families scored (``engine.measures``; the study's separation metrics always).
+    metrics: tuple[str, ...] = ("separation", "recall", "silhouette", "cka")
+    #: Query points of the neighbourhood measures' estimate; None: exact, every point.
+    neighbourhood_sample: int | None = None
 
     @property
     def spaces(self) -> tuple[str, ...]:
@@ -220,7 +224,8 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
                  job_timeout: float | None = None, tsne_embedder: str | None = None,
                  umap_embedder: str | None = None, k: int | None = None,
                  data_root: str | os.PathLike | None = None, scheduler: str | None = None,
-                 dask_address: str | None = None, store: str | os.PathLike | None = None) -> RunSettings:
+                 dask_address: str | None = None, store: str | os.PathLike | None = None,
+                 metrics=None, neighbourhood_sample: int | None = None) -> RunSettings:
     """Validate every option and resolve the run file or preset, before anything is made.
 
     Options given here override the run file's (None: the file's, else the default); a
@@ -288,6 +293,7 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
     scheduler = option(scheduler, "scheduler", "local")
     dask_address, store = option(dask_address, "dask_address", None), option(store, "store", None)
     data_root, representations = option(data_root, "data_root", None), option(representations, "representations", None)
+    metrics, neighbourhood_sample = option(metrics, "metrics", None), option(neighbourhood_sample, "neighbourhood_sample", None)
     if model is None:
         model = base.get("model")
     if base.get("preset"):
@@ -361,12 +367,20 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
                         f"give --k {n - 1} or less, or a larger --n")
     check(_check_scheduler, scheduler, dask_address, workers)
     store = check(_check_store, store)
+    from .measures import parse_families
+
+    families = check(parse_families, metrics)
+    if neighbourhood_sample is not None and (isinstance(neighbourhood_sample, bool)
+                                             or not isinstance(neighbourhood_sample, int) or neighbourhood_sample < 2):
+        problems.append(f"--neighbourhood-sample must be a whole number of query points >= 2 (or left out: exact); "
+                        f"got {neighbourhood_sample!r}")
     stop()
     return RunSettings(out=Path(out), model=model, datasets=names, sources=sources, preset=name, n=n,
                        methods=methods, seeds=seeds, recipe=recipe, backend=backend, space=space,
                        representations=reps, workers=workers, job_timeout=float(job_timeout),
                        tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, k=k, data_root=None if data_root is None else Path(data_root),
-                       scheduler=scheduler, dask_address=dask_address or None, store=store)
+                       scheduler=scheduler, dask_address=dask_address or None, store=store, metrics=families,
+                       neighbourhood_sample=neighbourhood_sample)
 
 
 #: The settings that decide a run's numbers: a command on a run folder that would change
@@ -375,7 +389,8 @@ DEFINING = ("preset", "sources", "n", "methods", "seeds", "backend", "space", "r
             "tsne_embedder", "umap_embedder", "store")
 #: The recorded settings a command on a run folder starts from (besides its run file).
 _CARRIED = ("n", "methods", "seeds", "backend", "space", "representations", "k", "tsne_embedder", "umap_embedder",
-            "store", "workers", "job_timeout", "data_root", "scheduler", "dask_address")
+            "store", "workers", "job_timeout", "data_root", "scheduler", "dask_address", "metrics",
+            "neighbourhood_sample")
 
 
 def recorded_options(record: Mapping[str, Any]) -> dict:

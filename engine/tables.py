@@ -3,8 +3,9 @@
 Per dataset, method and analysed layer one table (``original`` first): a row per
 channel (and, for a layer split by channel, a row with their mean) or one row for a
 layer analysed whole, a column per metric, each cell ``trained / untrained`` to 4
-decimals; with several seeds the cells are means and a companion ``-std`` table holds
-the standard deviations. The whole-layer views of channel-split layers (``<layer>/all``,
+decimals; with several seeds the cells are means, a companion ``-std`` table holds
+the standard deviations and a ``-ci95`` table the 95 % intervals of the means
+(``engine.statistics``). The whole-layer views of channel-split layers (``<layer>/all``,
 beyond the main set) get their own table (``beyond-study``), never mixed into the rest.
 For the study's preset these are exactly the study's tables.
 """
@@ -20,8 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from ..kernels import METRICS
+from .measures import COLUMNS as MEASURES
 
-COLUMNS = ("dataset", "seed", "network", "method", "space", "representation", "in_study", "n", "k", *METRICS)
+#: After the study's columns, the measures beyond them (``engine.measures``); a cell is empty
+#: where its family was not scored.
+COLUMNS = ("dataset", "seed", "network", "method", "space", "representation", "in_study", "n", "k", *METRICS,
+           *MEASURES)
+CKA_COLUMNS = ("dataset", "seed", "network_a", "representation_a", "network_b", "representation_b", "cka")
 #: The table of the whole-layer views beyond the main set.
 BEYOND = "beyond-study"
 MEAN_ROW = "mean of filters"
@@ -55,7 +61,7 @@ def write_metrics_csv(rows: list[dict], path: Path, order: dict[str, list[str]])
     for row in rows:
         cells = []
         for col in COLUMNS:
-            value = row[col]
+            value = row.get(col, "")
             cells.append(f"{value:.17g}" if isinstance(value, float) else str(value))
         lines.append(",".join(cells))
     _atomic_write(path, "\n".join(lines) + "\n")
@@ -70,7 +76,45 @@ def read_metrics_csv(path: Path) -> list[dict]:
         row["in_study"] = row["in_study"] == "True"
         for m in METRICS:
             row[m] = float(row[m])
+        for m in MEASURES:  # NaN where not scored (or a file written before the column existed)
+            row[m] = float(row[m]) if row.get(m) not in (None, "") else math.nan
     return rows
+
+
+def write_rows_csv(rows: list[dict], columns: tuple[str, ...], path: Path) -> Path:
+    """Rows as CSV in ``columns``' order, floats at full precision."""
+    lines = [",".join(columns)]
+    for row in rows:
+        lines.append(",".join(f"{row[c]:.17g}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+    _atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def write_cka_csv(rows: list[dict], path: Path) -> Path:
+    """``cka.csv``: linear CKA between every pair of whole layers of both networks, per
+    data set and seed (full precision, sorted)."""
+    order = sorted(rows, key=lambda r: tuple(str(r[c]) if c != "seed" else f"{r[c]:012d}" for c in CKA_COLUMNS[:-1]))
+    return write_rows_csv(order, CKA_COLUMNS, path)
+
+
+def read_rows_csv(path: Path) -> list[dict]:
+    """Rows of a CSV written by :func:`write_rows_csv`, numbers as numbers."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        for key, value in row.items():
+            for kind in (int, float):
+                try:
+                    row[key] = kind(value)
+                    break
+                except ValueError:
+                    continue
+    return rows
+
+
+def read_cka_csv(path: Path) -> list[dict]:
+    """The rows of ``cka.csv``."""
+    return read_rows_csv(path)
 
 
 def filter_mean(values: list[float | None]) -> tuple[float, bool]:
@@ -95,6 +139,19 @@ def _stats(values: list[float]) -> tuple[float, float]:
     if arr.size == 0:
         return math.nan, math.nan
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+
+
+def _cell(values: list[float], stat: str) -> str:
+    """One network's part of a table cell: the mean, the standard deviation or the 95 %
+    interval of the mean over seeds (``engine.statistics``)."""
+    if stat != "ci95":
+        return _fmt(_stats(values)[0 if stat == "mean" else 1])
+    from .statistics import mean_interval
+
+    if any(math.isnan(v) for v in values):
+        return "nan"
+    interval = mean_interval(values)
+    return f"[{_fmt(interval.low)}, {_fmt(interval.high)}]"
 
 
 def _tex(text: str) -> str:
@@ -133,7 +190,7 @@ def study_tables(rows: list[dict], depths: dict) -> dict[tuple, dict]:
         seeds[row["dataset"], row["space"], row["method"]].add(row["seed"])
     tables = {}
     for (dataset, space, method), seed_set in sorted(seeds.items()):
-        statistics = ("mean", "std") if len(seed_set) > 1 else ("mean",)
+        statistics = ("mean", "std", "ci95") if len(seed_set) > 1 else ("mean",)
         for table, names in layer_tables(depths[dataset]).items():
             present = [n for n in names if (dataset, space, method, n, "trained", METRICS[0]) in values]
             if not present:
@@ -160,11 +217,11 @@ def study_tables(rows: list[dict], depths: dict) -> dict[tuple, dict]:
                         pair = []
                         for network in ("trained", "untrained"):
                             values_, partial = series(name, network, m)
-                            pair.append(_fmt(_stats(values_)[0 if stat == "mean" else 1]) + (PARTIAL if partial else ""))
+                            pair.append(_cell(values_, stat) + (PARTIAL if partial else ""))
                         cells.append(f"{pair[0]} / {pair[1]}")
                     body.append(cells)
                 what = method if space == "embedding" else "representation space"
-                label = "" if stat == "mean" else ", standard deviation"
+                label = {"mean": "", "std": ", standard deviation", "ci95": ", 95 % interval of the mean"}[stat]
                 n_seeds = f", {len(seed_set)} seeds" if len(seed_set) > 1 else ""
                 title = f"{dataset}, {what}, {table} (trained / untrained{label}{n_seeds})"
                 tables[dataset, space, method, table, stat] = {
@@ -177,7 +234,7 @@ def write_tables(rows: list[dict], out: Path, depths: dict) -> list[Path]:
     paths = []
     for (dataset, space, method, table, stat), t in study_tables(rows, depths).items():
         folder = out / dataset / (method if space == "embedding" else "representation")
-        stem = table if stat == "mean" else f"{table}-std"
+        stem = table if stat == "mean" else f"{table}-{stat}"
         for ext, text in _render(t["title"], t["header"], t["body"]).items():
             path = folder / f"{stem}.{ext}"
             _atomic_write(path, text)

@@ -8,8 +8,10 @@ folders and are installed beneath it:
 * ``repscope.engine``: the order of work (data, training, extraction, embedding, evaluation, report).
 
 For a notebook the entry points are :func:`analyze` (a whole run on a model and data
-of your own), :class:`Run` (a run folder's results) and :func:`separation_metrics`
-(the study's metrics of any points).
+of your own), :class:`Run` (a run folder's results), :func:`separation_metrics` (the
+study's metrics of any points) and the measures beyond them: :func:`neighbourhood_scores`
+(trustworthiness, continuity, recall of an embedding), :func:`silhouette_score`,
+:func:`linear_cka` and :func:`cka_matrix`, :func:`linear_probe`.
 
 Examples
 --------
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
-__all__ = ["__version__", "Run", "analyze", "separation_metrics"]
+#: The measures of any arrays, from ``repscope.kernels``.
+_KERNELS = ("separation_metrics", "neighbourhood_scores", "silhouette_score", "linear_cka", "cka_matrix", "linear_probe")
+__all__ = ["__version__", "Run", "analyze", *_KERNELS]
 
 
 def __getattr__(name: str):
@@ -34,8 +38,8 @@ def __getattr__(name: str):
         from .engine import api
 
         return getattr(api, name)
-    if name == "separation_metrics":
-        from .kernels import separation_metrics
+    if name in _KERNELS:
+        from . import kernels
 
-        return separation_metrics
+        return getattr(kernels, name)
     raise AttributeError(f"module 'repscope' has no attribute {name!r}")

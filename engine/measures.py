@@ -1,0 +1,248 @@
+"""The measures beyond the study's separation metrics, computed over a run's store.
+
+Families (``--metrics``), each a set of ``metrics.csv`` columns:
+
+=================  ==========================================================  ===========
+family             columns                                                     default
+=================  ==========================================================  ===========
+``separation``     the study's: avg, ds, dd, cs, cd, acc_knn, acc_knn_loo      always
+``recall``         recall: share of each point's k nearest in the represen-    yes
+                   tation kept among its k nearest in the embedding
+``trustworthiness``  trustworthiness, continuity (and recall, from the same    no
+                   pass), each with its standard error where sampled
+``silhouette``     silhouette of the classes in the space scored (2-D in the   yes
+                   embedding rows; the representation's rows when scored)
+``cka``            cka_untrained: linear CKA of a representation between the   yes
+                   trained and the untrained network; ``cka.csv``: CKA between
+                   every pair of whole layers of both networks
+``probe``          probe_accuracy: a linear probe's accuracy on held-out test  no
+                   examples (needs their activations: extract stores them)
+=================  ==========================================================  ===========
+
+The neighbourhood measures compare an embedding with what it was made from (the
+representation, or its PCA-reduced form for a wide one); both of a representation's
+embeddings (t-SNE, UMAP) are scored in one pass over its distances. They are exact by
+default; ``neighbourhood_sample=m`` estimates them from m seeded query points with a
+standard error (``queries`` says how many points were used). Every value is kept beside
+the array it was computed from, keyed by what decides it, so a rerun does not repeat
+it and a rebuilt array drops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from ..kernels import InputError, cka_matrix, linear_probe, neighbourhood_scores, silhouette_score
+from ..store import NETWORKS, ORIGINAL, RunStore, array_key, heldout_key
+from .errors import SettingsError
+from .jobs import JobKey, read_input
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("separation", "recall", "trustworthiness", "silhouette", "cka", "probe")
+DEFAULT_FAMILIES = ("separation", "recall", "silhouette", "cka")
+#: The columns the families add to ``metrics.csv``, in order.
+COLUMNS = ("silhouette", "recall", "recall_se", "trustworthiness", "trustworthiness_se", "continuity",
+           "continuity_se", "queries", "probe_accuracy", "cka_untrained")
+#: What each family fills.
+FILLS = {"recall": ("recall", "recall_se", "queries"),
+         "trustworthiness": ("trustworthiness", "trustworthiness_se", "continuity", "continuity_se", "recall",
+                             "recall_se", "queries"),
+         "silhouette": ("silhouette",), "cka": ("cka_untrained",), "probe": ("probe_accuracy",)}
+CKA_CSV = "cka.csv"
+
+
+def parse_families(value) -> tuple[str, ...]:
+    """The families asked for, ``separation`` always first, in the order of ``FAMILIES``.
+
+    ``value``: None or ``default`` (the default set), ``all``, or a list or comma-separated
+    string of family names.
+
+    Examples
+    --------
+    >>> parse_families("probe,recall")
+    ('separation', 'recall', 'probe')
+    >>> parse_families(None) == DEFAULT_FAMILIES, parse_families("all") == FAMILIES
+    (True, True)
+    """
+    if value is None or value == "default":
+        return DEFAULT_FAMILIES
+    if value == "all":
+        return FAMILIES
+    items = [v.strip() for v in (value.split(",") if isinstance(value, str) else value)]
+    bad = [v for v in items if v not in FAMILIES and v != "default"]
+    if bad or not items:
+        raise SettingsError(f"--metrics: unknown {', '.join(map(repr, bad)) or 'empty list'}; choose from "
+                            f"{', '.join(FAMILIES)}, default or all")
+    chosen = set(items) | {"separation"} | (set(DEFAULT_FAMILIES) if "default" in items else set())
+    return tuple(f for f in FAMILIES if f in chosen)
+
+
+def _cached(store: RunStore, key: str, name: str, decided_by: dict):
+    """The value kept beside array ``key`` under ``name`` if made with ``decided_by``, else None."""
+    kept = ((store.info(key) or {}).get("measures") or {}).get(name)
+    return kept["value"] if kept is not None and kept.get("by") == decided_by else None
+
+
+def _keep(store: RunStore, key: str, name: str, decided_by: dict, value) -> None:
+    measures = dict((store.info(key) or {}).get("measures") or {})
+    measures[name] = {"by": decided_by, "value": value}
+    store.annotate(key, measures=measures)
+
+
+def _or_nan(fn, what: str):
+    """``fn()``, or NaN where the measure is undefined for these points (one class, too few points)."""
+    try:
+        return fn()
+    except InputError as exc:
+        log.info("%s: undefined (%s); NaN", what, exc)
+        return math.nan
+
+
+def embedding_measures(store: RunStore, keys: list[JobKey], labels, k: int, families: tuple[str, ...],
+                       sample: int | None = None) -> dict[str, dict]:
+    """The embedding columns of the jobs of one representation (its t-SNE and UMAP
+    embeddings), ``{job id: {column: value}}``; their embeddings must be complete."""
+    out: dict[str, dict] = {key.id: {} for key in keys}
+    if "silhouette" in families:
+        for key in keys:
+            value = _cached(store, key.store_key, "silhouette", {})
+            if value is None:
+                value = _or_nan(lambda key=key: silhouette_score(store.read(key.store_key), labels), key.id)
+                _keep(store, key.store_key, "silhouette", {}, value)
+            out[key.id]["silhouette"] = value
+    if "recall" in families or "trustworthiness" in families:
+        by = {"k": k, "sample": sample, "seed": keys[0].seed if sample else None}
+        todo = [key for key in keys if _cached(store, key.store_key, "neighbourhood", by) is None]
+        if todo:
+            high = read_input(store, todo[0])
+            lows = [store.read(key.store_key) for key in todo]
+            try:
+                scores = neighbourhood_scores(high, lows, k=k, sample=sample, seed=todo[0].seed)
+                values = [s._asdict() for s in scores]
+            except InputError as exc:
+                log.info("%s: neighbourhood measures undefined (%s); NaN", todo[0].id, exc)
+                values = [dict.fromkeys(FILLS["trustworthiness"], math.nan) for _ in todo]
+            for key, value in zip(todo, values):
+                _keep(store, key.store_key, "neighbourhood", by, value)
+        for key in keys:
+            value = _cached(store, key.store_key, "neighbourhood", by)
+            wanted = FILLS["trustworthiness"] if "trustworthiness" in families else FILLS["recall"]
+            out[key.id].update({c: value[c] for c in wanted})
+    return out
+
+
+def representation_measures(store: RunStore, key: JobKey, labels, families: tuple[str, ...], space: str,
+                            seed: int) -> dict:
+    """The columns of one representation that do not depend on an embedding: its
+    silhouette (in representation rows only), its probe, its trained-untrained CKA."""
+    out = {}
+    source = key.source_key
+    if space == "representation" and "silhouette" in families:
+        value = _cached(store, source, f"silhouette:{key.representation}", {})
+        if value is None:
+            value = _or_nan(lambda: silhouette_score(read_input(store, key), labels), key.id)
+            _keep(store, source, f"silhouette:{key.representation}", {}, value)
+        out["silhouette"] = value
+    if "probe" in families:
+        out["probe_accuracy"] = probe_accuracy(store, key, seed)
+    if "cka" in families:
+        out["cka_untrained"] = cka_untrained(store, key)
+    return out
+
+
+def cka_untrained(store: RunStore, key: JobKey) -> float:
+    """Linear CKA of representation ``key.rep`` between the trained and the untrained
+    network (1 for ``original``, which both share); kept beside the trained array."""
+    if key.representation == ORIGINAL:
+        return 1.0
+    rep = key.rep
+    arrays = [array_key(key.dataset, key.seed, network, rep.array) for network in NETWORKS]
+    by = {"digests": [store.made_from(a).get("digest") for a in arrays]}
+    name = f"cka_untrained:{key.representation}"
+    value = _cached(store, arrays[0], name, by)
+    if value is None:
+        n = len(store.labels(key.dataset))
+        rows = [_Rows(store, key.dataset, key.seed, network, rep, n) for network in NETWORKS]
+        value = float(cka_matrix(rows)[0, 1])
+        _keep(store, arrays[0], name, by, value)
+    return value
+
+
+class _Rows:
+    """A representation read block by block (``x[a:b]``), for :func:`~repscope.kernels.cka_matrix`."""
+
+    def __init__(self, store: RunStore, dataset: str, seed: int, network: str, rep, n: int):
+        self.store, self.dataset, self.seed, self.network, self.rep = store, dataset, seed, network, rep
+        self.shape = (n, rep.dims)
+
+    def __getitem__(self, rows: slice):
+        return self.store.read_representation(self.dataset, self.seed, self.network, self.rep, rows=rows)
+
+
+def layer_cka(store: RunStore, dataset: str, seed: int, whole: list) -> list[dict]:
+    """Linear CKA between every pair of the whole-layer representations ``whole`` (in depth
+    order, ``original`` first) of both networks of one seed: rows for ``cka.csv``. Kept in
+    the attributes of the seed's group, keyed by the arrays' digests."""
+    members = [(network, rep) for network in NETWORKS for rep in whole
+               if not (rep.name == ORIGINAL and network != NETWORKS[0])]
+    digests = [store.made_from(array_key(dataset, seed, network, rep.array)).get("digest") for network, rep in members]
+    group = f"{dataset}/seed{seed}"
+    kept = store.attributes(group).get("cka")
+    by = {"members": [f"{network}/{rep.name}" for network, rep in members], "digests": digests}
+    if kept is not None and kept.get("by") == by:
+        matrix = np.array(kept["matrix"], dtype=np.float64)
+    else:
+        log.info("%s/seed%d: linear CKA between %d whole-layer representations", dataset, seed, len(members))
+        n = len(store.labels(dataset))
+        matrix = cka_matrix([_Rows(store, dataset, seed, network, rep, n) for network, rep in members])
+        store.describe(group, cka={"by": by, "matrix": matrix.tolist()})
+    rows = []
+    for i, (net_a, rep_a) in enumerate(members):
+        for j, (net_b, rep_b) in enumerate(members):
+            for a_net in ((net_a,) if rep_a.name != ORIGINAL else NETWORKS):
+                for b_net in ((net_b,) if rep_b.name != ORIGINAL else NETWORKS):
+                    rows.append({"dataset": dataset, "seed": seed, "network_a": a_net, "representation_a": rep_a.name,
+                                 "network_b": b_net, "representation_b": rep_b.name, "cka": float(matrix[i, j])})
+    return rows
+
+
+def probe_accuracy(store: RunStore, key: JobKey, seed: int) -> float:
+    """A linear probe's held-out accuracy for representation ``key.rep`` of ``key.network``
+    (fitted on the analysed training examples, scored on the held-out test examples
+    stored by extract); kept beside the representation's array."""
+    network = NETWORKS[0] if key.representation == ORIGINAL else key.network
+    rep = key.rep
+    train_key = array_key(key.dataset, key.seed, network, rep.array)
+    test_key = heldout_key(train_key)
+    if (store.info(test_key) or {}).get("complete") is not True:
+        raise SettingsError(f"{key.dataset}: the probe needs the held-out examples' activations ({test_key}), "
+                            "which the extract stage writes when the probe family is chosen: rerun with "
+                            "--metrics including probe (the source must have a test split)")
+    by = {"digests": [store.made_from(train_key).get("digest"), store.made_from(test_key).get("digest")],
+          "seed": seed}
+    name = f"probe:{key.representation}"
+    value = _cached(store, train_key, name, by)
+    if value is None:
+        probe = linear_probe(store.read_representation(key.dataset, key.seed, network, rep),
+                             store.labels(key.dataset),
+                             store.read_representation(key.dataset, key.seed, network, rep, heldout=True),
+                             store.labels(key.dataset, heldout=True), seed=seed)
+        if not probe.converged:
+            log.warning("%s: the linear probe did not converge in its iterations; its accuracy is reported",
+                        key.id)
+        value = probe.test_accuracy
+        _keep(store, train_key, name, by, value)
+    return value
+
+
+def group_by_representation(jobs: list[JobKey]) -> dict[tuple, list[JobKey]]:
+    """Jobs of the same (dataset, seed, network, representation): the embeddings of one source."""
+    groups: dict[tuple, list[JobKey]] = defaultdict(list)
+    for key in jobs:
+        groups[key.dataset, key.seed, key.network, key.representation].append(key)
+    return dict(groups)

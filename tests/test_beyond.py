@@ -1,0 +1,142 @@
+"""The measures beyond the study in a run: metrics.csv's columns, cka.csv, statistics.csv,
+the tables' intervals and the report, on a small model of one's own (digits, 2 seeds)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import repscope
+from repscope.engine.measures import FAMILIES, parse_families
+from repscope.engine.errors import SettingsError
+from repscope.kernels import cka_matrix, linear_probe, silhouette_score
+from repscope.store import NETWORKS, find
+from tests.test_measures import neighbourhood_reference
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from torch import nn
+
+    torch_net = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
+    out = tmp_path_factory.mktemp("beyond") / "run"
+    return repscope.analyze(torch_net, "digits", layers=["1", "2"], methods=["umap"], n=150, seeds=[1, 2],
+                            out=out, train=True, recipe={"epochs": 3, "learning_rate": 0.05}, workers=0,
+                            metrics="all")
+
+
+def _csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_family_fills_its_columns(run):
+    rows = [r for r in run.metrics if r["space"] == "embedding"]
+    assert len(rows) == 2 * 2 * 3  # seeds x networks x representations (original answers for both)
+    for row in rows:
+        for column in ("silhouette", "recall", "trustworthiness", "continuity", "probe_accuracy", "cka_untrained"):
+            assert not math.isnan(row[column]), (row["representation"], column)
+        assert row["queries"] == 150 and row["trustworthiness_se"] == 0.0
+        assert 0 <= row["recall"] <= 1 and 0 <= row["probe_accuracy"] <= 1
+
+
+def test_the_columns_equal_the_kernels_on_the_stored_arrays(run):
+    store = run.store
+    for row in run.metrics:
+        if row["space"] != "embedding" or row["seed"] != 2:
+            continue
+        name, network = row["representation"], row["network"]
+        embedding = run.embedding("digits", name, network=network, seed=2)
+        representation = run.representation("digits", name, network=network, seed=2)
+        labels = store.labels("digits")
+        # digits hold duplicated examples and ReLU layers many equal distances: ties are broken
+        # by index here and by argsort order in scikit-learn, so the plain reference is the yardstick
+        want = neighbourhood_reference(representation.astype(np.float64), embedding.astype(np.float64), 10)
+        np.testing.assert_allclose([row["trustworthiness"], row["continuity"], row["recall"]], want, atol=1e-12)
+        assert row["silhouette"] == pytest.approx(silhouette_score(embedding, labels), abs=1e-12)
+        rep = find(run.representations("digits"), name)
+        holder = "trained" if name == "original" else network
+        probe = linear_probe(representation, labels,
+                             store.read_representation("digits", 2, holder, rep, heldout=True),
+                             store.labels("digits", heldout=True), seed=2)
+        assert row["probe_accuracy"] == probe.test_accuracy
+        other = run.representation("digits", name, network=NETWORKS[1] if network == "trained" else "trained", seed=2)
+        assert row["cka_untrained"] == pytest.approx(cka_matrix([representation, other])[0, 1], abs=1e-10)
+
+
+def test_the_held_out_examples_are_the_test_split(run):
+    from repscope.engine.sources import open_source
+
+    test = open_source("digits").test
+    n = min(150, len(test))
+    np.testing.assert_array_equal(run.store.labels("digits", heldout=True), test.label_rows(0, n))
+
+
+def test_cka_between_layers(run):
+    rows = _csv(run.path / "cka.csv")
+    seeds = {r["seed"] for r in rows}
+    assert seeds == {"1", "2"}
+    for r in rows:
+        if (r["network_a"], r["representation_a"]) == (r["network_b"], r["representation_b"]):
+            assert float(r["cka"]) == pytest.approx(1.0, abs=1e-9)
+        if r["representation_a"] == r["representation_b"] == "original":
+            assert float(r["cka"]) == pytest.approx(1.0, abs=1e-9)
+        assert 0.0 <= float(r["cka"]) <= 1.0 + 1e-9
+    pairs = {(r["network_a"], r["representation_a"], r["network_b"], r["representation_b"]) for r in rows}
+    assert ("trained", "1", "untrained", "1") in pairs and ("trained", "2", "trained", "original") in pairs
+
+
+def test_statistics_and_intervals(run):
+    rows = _csv(run.path / "statistics.csv")
+    wanted = {(r["layer"], r["measure"]) for r in rows}
+    assert {("2", "acc_knn_loo"), ("2", "silhouette"), ("2", "probe_accuracy"), ("1", "trustworthiness")} <= wanted
+    for r in rows:
+        assert r["seeds"] == "2"
+        if r["p"] != "nan":
+            assert float(r["p"]) in (0.25, 0.5, 0.75, 1.0)  # the exact one-sided test of 2 seeds
+            assert float(r["trained_low"]) <= float(r["trained_mean"]) <= float(r["trained_high"])
+    ci = (run.path / "tables" / "digits" / "umap" / "2-ci95.md").read_text()
+    assert "95 % interval" in ci and "[" in ci
+
+
+def test_the_report_shows_the_measures(run):
+    html = run.report.read_text()
+    assert 'id="measures"' in html and "similarity of layers" in html and "p (sign test)" in html
+    assert (run.path / "report" / "figures" / "digits" / "cka.png").is_file()
+
+
+def test_a_rerun_reuses_what_is_kept_and_writes_the_same_bytes(run):
+    before = {name: (run.path / name).read_bytes() for name in ("metrics.csv", "cka.csv", "statistics.csv")}
+    proc = subprocess.run([sys.executable, "-m", "repscope", "evaluate", "--out", str(run.path)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, "a run made from a model object has no run file to start from"
+    from repscope.engine.evaluate import evaluate
+    from repscope.engine.jobs import job_list
+
+    reps = {"digits": run.representations("digits")}
+    evaluate(run.path, job_list(["digits"], [1, 2], ["umap"], reps), ("embedding",), 10, reps, FAMILIES)
+    assert {name: (run.path / name).read_bytes() for name in before} == before
+
+
+def test_families():
+    assert parse_families("default") == ("separation", "recall", "silhouette", "cka")
+    assert parse_families(["trustworthiness"]) == ("separation", "trustworthiness")
+    with pytest.raises(SettingsError, match="unknown 'bogus'"):
+        parse_families("recall,bogus")
+
+
+def test_a_bad_family_on_the_command_line_exits_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "repscope", "run", "--preset", "smoke", "--out", str(tmp_path / "x"),
+                           "--metrics", "recall,bogus", "--neighbourhood-sample", "1"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "--metrics: unknown 'bogus'" in proc.stderr and "--neighbourhood-sample" in proc.stderr
+    assert not (tmp_path / "x").exists()
