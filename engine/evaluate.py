@@ -23,7 +23,7 @@ from .measures import representation_measures
 
 from .jobs import JobKey, read_input
 from .progress import progress_bar
-from .runinfo import store_location
+from .runinfo import read_run_config, store_location
 from .statistics import STATISTICS_COLUMNS, comparisons
 from .tables import write_cka_csv, write_metrics_csv, write_rows_csv, write_tables
 
@@ -92,6 +92,11 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     store = RunStore(store_location(run_dir))
     labels = {d: store.labels(d) for d in dict.fromkeys(key.dataset for key in jobs)}
     rows, missing, damaged = [], [], []
+    extracted = read_run_config(run_dir).get("extract", {})
+    heldout = {d: extracted.get(d, {}).get("heldout") != 0 for d in labels}  # 0: the source has no test split
+    for d in labels:
+        if "probe" in families and not heldout[d]:
+            log.warning("%s has no test split: its probe_accuracy is NaN", d)
     log.info("evaluate: %d embeddings, spaces %s, k %d, measures %s, neighbourhood %s", len(jobs),
              ", ".join(spaces), k, ", ".join(families), f"estimated from {sample} query points" if sample else "exact")
     if "embedding" in spaces:
@@ -108,8 +113,9 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
                 continue
             extra = embedding_measures(store, [key for key, _ in present], labels[present[0][0].dataset], k,
                                        families, sample)
-            shared = representation_measures(store, present[0][0], labels[present[0][0].dataset], families,
-                                             "embedding", present[0][0].seed)
+            first = present[0][0]
+            shared = representation_measures(store, first, labels[first.dataset], families, "embedding", first.seed,
+                                             heldout[first.dataset])
             for key, metrics in present:
                 rows += _rows(key, "embedding", len(labels[key.dataset]), k,
                               {**metrics, **extra[key.id], **shared})
@@ -122,7 +128,8 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
             metrics = _representation_metrics(store, key, labels[key.dataset], k, damaged)
             if metrics is None:
                 continue
-            extra = representation_measures(store, key, labels[key.dataset], families, "representation", key.seed)
+            extra = representation_measures(store, key, labels[key.dataset], families, "representation", key.seed,
+                                            heldout[key.dataset])
             rows += _rows(key, "representation", len(labels[key.dataset]), k, {**metrics, **extra})
     if damaged:
         raise DamagedArrayError(f"{len(damaged)} array(s) of {store.path} are damaged ({'; '.join(damaged[:3])}); "

@@ -166,7 +166,7 @@ def extract(
             "n": n, "seed": seed, "device": device, "chunk_rows": CHUNK_ROWS,
             "checkpoints_sha256": ckpt.sha256, "test_accuracy": ckpt.accuracy,
             "train_attempt": ckpt.attempt, **({"seconds": round(seconds, 3)} if wrote else {}),  # kept from the run that wrote
-            **({"heldout": n_heldout} if n_heldout else {}),
+            **({"heldout": n_heldout} if heldout else {}),  # 0: the source has no test split
             "layers": {k: list(v) for k, v in shapes.items()}, "reduced": reduced,
         }},
     })

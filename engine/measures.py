@@ -38,7 +38,7 @@ import numpy as np
 
 from ..kernels import InputError, cka_matrix, linear_probe, neighbourhood_scores, silhouette_score
 from ..store import NETWORKS, ORIGINAL, RunStore, array_key, heldout_key
-from .errors import SettingsError
+from .errors import MissingDataError
 from .jobs import JobKey, read_input
 
 log = logging.getLogger(__name__)
@@ -137,9 +137,10 @@ def embedding_measures(store: RunStore, keys: list[JobKey], labels, k: int, fami
 
 
 def representation_measures(store: RunStore, key: JobKey, labels, families: tuple[str, ...], space: str,
-                            seed: int) -> dict:
+                            seed: int, heldout: bool = True) -> dict:
     """The columns of one representation that do not depend on an embedding: its
-    silhouette (in representation rows only), its probe, its trained-untrained CKA."""
+    silhouette (in representation rows only), its probe (NaN where the source has no
+    held-out examples: ``heldout`` False), its trained-untrained CKA."""
     out = {}
     source = key.source_key
     if space == "representation" and "silhouette" in families:
@@ -149,7 +150,7 @@ def representation_measures(store: RunStore, key: JobKey, labels, families: tupl
             _keep(store, source, f"silhouette:{key.representation}", {}, value)
         out["silhouette"] = value
     if "probe" in families:
-        out["probe_accuracy"] = probe_accuracy(store, key, seed)
+        out["probe_accuracy"] = probe_accuracy(store, key, seed) if heldout else math.nan
     if "cka" in families:
         out["cka_untrained"] = cka_untrained(store, key)
     return out
@@ -220,9 +221,9 @@ def probe_accuracy(store: RunStore, key: JobKey, seed: int) -> float:
     train_key = array_key(key.dataset, key.seed, network, rep.array)
     test_key = heldout_key(train_key)
     if (store.info(test_key) or {}).get("complete") is not True:
-        raise SettingsError(f"{key.dataset}: the probe needs the held-out examples' activations ({test_key}), "
-                            "which the extract stage writes when the probe family is chosen: rerun with "
-                            "--metrics including probe (the source must have a test split)")
+        raise MissingDataError(f"{key.dataset}: the probe needs the held-out examples' activations ({test_key}), "
+                               "which the extract stage writes when the probe family is chosen: run `repscope run` "
+                               "(or extract) with --metrics including probe")
     by = {"digests": [store.made_from(train_key).get("digest"), store.made_from(test_key).get("digest")],
           "seed": seed}
     name = f"probe:{key.representation}"

@@ -140,3 +140,36 @@ def test_a_bad_family_on_the_command_line_exits_2(tmp_path):
     assert proc.returncode == 2
     assert "--metrics: unknown 'bogus'" in proc.stderr and "--neighbourhood-sample" in proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_a_sampled_estimate_is_chosen_explicitly_and_says_so(run, tmp_path):
+    import shutil
+
+    from repscope.engine.evaluate import evaluate
+    from repscope.engine.jobs import job_list
+
+    copy = tmp_path / "run"
+    shutil.copytree(run.path, copy)
+    reps = {"digits": run.representations("digits")}
+    evaluate(copy, job_list(["digits"], [1, 2], ["umap"], reps), ("embedding",), 10, reps,
+             ("separation", "trustworthiness"), sample=60)
+    rows = repscope.Run(copy).metrics
+    exact = {(r["seed"], r["network"], r["representation"]): r for r in run.metrics if r["space"] == "embedding"}
+    for row in rows:
+        assert row["queries"] == 60 and row["trustworthiness_se"] > 0 and math.isnan(row["probe_accuracy"])
+        want = exact[row["seed"], row["network"], row["representation"]]
+        assert abs(row["trustworthiness"] - want["trustworthiness"]) < 5 * row["trustworthiness_se"]
+
+
+def test_a_source_without_a_test_split_has_no_probe(tmp_path):
+    from torch import nn
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 120)
+    np.savez(tmp_path / "blobs.npz", x=(rng.normal(size=(120, 6)) + y[:, None]).astype(np.float32), y=y)
+    net = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+    run = repscope.analyze(net, str(tmp_path / "blobs.npz"), layers=["1"], methods=["umap"], n=120, seeds=[0],
+                           out=tmp_path / "run", workers=0, report=False, metrics="probe")
+    rows = [r for r in run.metrics if r["space"] == "embedding"]
+    assert rows and all(math.isnan(r["probe_accuracy"]) for r in rows)
+    assert run.config["extract"]["blobs"]["heldout"] == 0
