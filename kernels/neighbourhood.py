@@ -61,7 +61,12 @@ def _nearest_mask(xp, d2, k: int):
     less = d2 < kth
     tied = d2 == kth
     need = k - less.sum(axis=1, keepdims=True)
-    return less | (tied & (xp.cumsum(tied, axis=1) <= need))
+    mask = less | tied
+    crowded = xp.nonzero(tied.sum(axis=1) > need[:, 0])[0]  # rows with more ties at the k-th than places
+    if crowded.shape[0]:
+        t = tied[crowded]
+        mask[crowded] = less[crowded] | (t & (xp.cumsum(t, axis=1) <= need[crowded]))
+    return mask
 
 
 def _rank_excess(xp, d2, rows, cols, k: int, n_rows: int, chunk: int):
