@@ -1,5 +1,7 @@
 """Evaluation: the metrics of every embedding (and, on request, of every representation
-itself) gathered into ``metrics.csv``, and the study's tables written from it.
+itself) gathered into ``metrics.csv`` with the measures beyond the study
+(:mod:`repscope.engine.measures`), ``cka.csv``, ``statistics.csv`` (intervals and paired
+tests across seeds, :mod:`repscope.engine.statistics`) and the study's tables.
 
 Embedding metrics are computed by the jobs and read back from the store; a job made
 with another k is scored again here. Representation-space metrics are computed here
@@ -18,10 +20,10 @@ from pathlib import Path
 from ..kernels import separation_metrics
 from ..store import NETWORKS, ORIGINAL, DamagedArrayError, Representation, RunStore
 from .findings import Depths
-from .measures import CKA_CSV, DEFAULT_FAMILIES, embedding_measures, group_by_representation, layer_cka
-from .measures import representation_measures
-
 from .jobs import JobKey, read_input
+from .measures import (
+    CKA_CSV, DEFAULT_FAMILIES, embedding_measures, group_by_representation, layer_cka, representation_measures,
+)
 from .progress import progress_bar
 from .runinfo import read_run_config, store_location
 from .statistics import STATISTICS_COLUMNS, comparisons
