@@ -256,12 +256,14 @@ class Run:
         """The rows of ``statistics.csv``: per data set, space, method, layer and measure, both
         networks' means over seeds with 95 % intervals and the paired test's p value."""
         from .evaluate import STATISTICS_CSV
+        from .statistics import STATISTICS_COLUMNS
         from .tables import read_rows_csv
 
         path = self.path / STATISTICS_CSV
         if not path.is_file():
             raise MissingDataError(f"{path} does not exist; the evaluate stage writes it")
-        return read_rows_csv(path)
+        numbers = {c: float for c in STATISTICS_COLUMNS[6:]}
+        return read_rows_csv(path, {**numbers, "seeds": int, "trained_better": int})
 
     def metrics_frame(self):
         """The metrics as a pandas DataFrame (needs pandas)."""

@@ -11,10 +11,12 @@ family             columns                                                     d
 ``trustworthiness``  trustworthiness, continuity (and recall, from the same    no
                    pass), each with its standard error where sampled
 ``silhouette``     silhouette of the classes in the space scored (2-D in the   yes
-                   embedding rows; the representation's rows when scored)
+                   embedding rows; in representation rows, of what the
+                   embedders read: a wide one's PCA-reduced form)
 ``cka``            cka_untrained: linear CKA of a representation between the   yes
                    trained and the untrained network; ``cka.csv``: CKA between
-                   every pair of whole layers of both networks
+                   every pair of whole layers of both networks (up to
+                   ``CKA_MAX_DIMS`` values wide)
 ``probe``          probe_accuracy: a linear probe's accuracy on held-out test  no
                    examples (needs their activations: extract stores them)
 =================  ==========================================================  ===========
@@ -23,9 +25,11 @@ The neighbourhood measures compare an embedding with what it was made from (the
 representation, or its PCA-reduced form for a wide one); both of a representation's
 embeddings (t-SNE, UMAP) are scored in one pass over its distances. They are exact by
 default; ``neighbourhood_sample=m`` estimates them from m seeded query points with a
-standard error (``queries`` says how many points were used). Every value is kept beside
-the array it was computed from, keyed by what decides it, so a rerun does not repeat
-it and a rebuilt array drops it.
+standard error (``queries`` says how many points were used). A dead filter (every
+example in one point) has NaN neighbourhood measures and silhouette, as it has NaN
+distance ratios. Every value is kept beside the array it was computed from, keyed by
+what decides it (k, the sample, the digests of the arrays it reads), so a rerun does
+not repeat it and a rebuilt array with other bytes recomputes it.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import numpy as np
 
 from ..kernels import InputError, cka_matrix, linear_probe, neighbourhood_scores, silhouette_score
 from ..store import NETWORKS, ORIGINAL, RunStore, array_key, heldout_key
-from .errors import MissingDataError
+from .errors import MissingDataError, SettingsError
 from .jobs import JobKey, read_input
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,9 @@ FILLS = {"recall": ("recall", "recall_se", "queries"),
                              "recall_se", "queries"),
          "silhouette": ("silhouette",), "cka": ("cka_untrained",), "probe": ("probe_accuracy",)}
 CKA_CSV = "cka.csv"
+#: CKA accumulates a d1 x d2 float64 cross-product per pair: representations wider than
+#: this (2 GB for one d x d matrix) are left out (NaN, with a warning) rather than filling memory.
+CKA_MAX_DIMS = 16_384
 
 
 def parse_families(value) -> tuple[str, ...]:
@@ -108,30 +115,41 @@ def embedding_measures(store: RunStore, keys: list[JobKey], labels, k: int, fami
     """The embedding columns of the jobs of one representation (its t-SNE and UMAP
     embeddings), ``{job id: {column: value}}``; their embeddings must be complete."""
     out: dict[str, dict] = {key.id: {} for key in keys}
+    source = store.made_from(keys[0].source_key).get("digest")
+    digests = {key.id: [store.made_from(key.store_key).get("digest"), source] for key in keys}
+    # A dead filter (every example one point) has no classes or neighbourhoods to keep:
+    # NaN, as its distance ratios, rather than the perfect scores of an all-tied picture.
+    dead = {key.id for key in keys if (store.info(key.store_key) or {}).get("constant_input")}
     if "silhouette" in families:
         for key in keys:
-            value = _cached(store, key.store_key, "silhouette", {})
+            by = {"digests": digests[key.id]}
+            value = _cached(store, key.store_key, "silhouette", by)
             if value is None:
-                value = _or_nan(lambda key=key: silhouette_score(store.read(key.store_key), labels), key.id)
-                _keep(store, key.store_key, "silhouette", {}, value)
+                value = math.nan if key.id in dead else _or_nan(
+                    lambda key=key: silhouette_score(store.read(key.store_key), labels), key.id)
+                _keep(store, key.store_key, "silhouette", by, value)
             out[key.id]["silhouette"] = value
     if "recall" in families or "trustworthiness" in families:
-        by = {"k": k, "sample": sample, "seed": keys[0].seed if sample else None}
-        todo = [key for key in keys if _cached(store, key.store_key, "neighbourhood", by) is None]
+        def decided_by(key: JobKey) -> dict:
+            return {"k": k, "sample": sample, "seed": key.seed if sample else None, "digests": digests[key.id]}
+
+        todo = [key for key in keys if _cached(store, key.store_key, "neighbourhood", decided_by(key)) is None]
         if todo:
-            high = read_input(store, todo[0])
-            lows = [store.read(key.store_key) for key in todo]
-            try:
-                scores = neighbourhood_scores(high, lows, k=k, sample=sample, seed=todo[0].seed)
-                values = [s._asdict() for s in scores]
-            except InputError as exc:
-                log.info("%s: neighbourhood measures undefined (%s); NaN", todo[0].id, exc)
-                values = [dict.fromkeys(FILLS["trustworthiness"], math.nan) for _ in todo]
-            for key, value in zip(todo, values):
-                _keep(store, key.store_key, "neighbourhood", by, value)
+            values = {key.id: dict.fromkeys(FILLS["trustworthiness"], math.nan) for key in todo}
+            alive = [key for key in todo if key.id not in dead]
+            if alive:
+                high = read_input(store, alive[0])
+                try:
+                    scores = neighbourhood_scores(high, [store.read(key.store_key) for key in alive], k=k,
+                                                  sample=sample, seed=alive[0].seed)
+                    values.update({key.id: s._asdict() for key, s in zip(alive, scores)})
+                except InputError as exc:
+                    log.info("%s: neighbourhood measures undefined (%s); NaN", alive[0].id, exc)
+            for key in todo:
+                _keep(store, key.store_key, "neighbourhood", decided_by(key), values[key.id])
+        wanted = FILLS["trustworthiness"] if "trustworthiness" in families else FILLS["recall"]
         for key in keys:
-            value = _cached(store, key.store_key, "neighbourhood", by)
-            wanted = FILLS["trustworthiness"] if "trustworthiness" in families else FILLS["recall"]
+            value = _cached(store, key.store_key, "neighbourhood", decided_by(key))
             out[key.id].update({c: value[c] for c in wanted})
     return out
 
@@ -139,15 +157,17 @@ def embedding_measures(store: RunStore, keys: list[JobKey], labels, k: int, fami
 def representation_measures(store: RunStore, key: JobKey, labels, families: tuple[str, ...], space: str,
                             seed: int, heldout: bool = True) -> dict:
     """The columns of one representation that do not depend on an embedding: its
-    silhouette (in representation rows only), its probe (NaN where the source has no
-    held-out examples: ``heldout`` False), its trained-untrained CKA."""
+    silhouette (in representation rows only; of what the embedders read: the PCA-reduced
+    form of a wide representation), its probe (NaN where the source has no held-out
+    examples: ``heldout`` False), its trained-untrained CKA."""
     out = {}
     source = key.source_key
     if space == "representation" and "silhouette" in families:
-        value = _cached(store, source, f"silhouette:{key.representation}", {})
+        by = {"digests": [store.made_from(source).get("digest")]}
+        value = _cached(store, source, f"silhouette:{key.representation}", by)
         if value is None:
             value = _or_nan(lambda: silhouette_score(read_input(store, key), labels), key.id)
-            _keep(store, source, f"silhouette:{key.representation}", {}, value)
+            _keep(store, source, f"silhouette:{key.representation}", by, value)
         out["silhouette"] = value
     if "probe" in families:
         out["probe_accuracy"] = probe_accuracy(store, key, seed) if heldout else math.nan
@@ -162,6 +182,9 @@ def cka_untrained(store: RunStore, key: JobKey) -> float:
     if key.representation == ORIGINAL:
         return 1.0
     rep = key.rep
+    if rep.dims > CKA_MAX_DIMS:
+        log.warning("%s: %d values, wider than CKA's %d: cka_untrained is NaN", key.id, rep.dims, CKA_MAX_DIMS)
+        return math.nan
     arrays = [array_key(key.dataset, key.seed, network, rep.array) for network in NETWORKS]
     by = {"digests": [store.made_from(a).get("digest") for a in arrays]}
     name = f"cka_untrained:{key.representation}"
@@ -189,8 +212,12 @@ def layer_cka(store: RunStore, dataset: str, seed: int, whole: list) -> list[dic
     """Linear CKA between every pair of the whole-layer representations ``whole`` (in depth
     order, ``original`` first) of both networks of one seed: rows for ``cka.csv``. Kept in
     the attributes of the seed's group, keyed by the arrays' digests."""
+    wide = [rep.name for rep in whole if rep.dims > CKA_MAX_DIMS]
+    if wide:
+        log.warning("%s/seed%d: %s wider than CKA's %d values: left out of cka.csv", dataset, seed,
+                    ", ".join(wide), CKA_MAX_DIMS)
     members = [(network, rep) for network in NETWORKS for rep in whole
-               if not (rep.name == ORIGINAL and network != NETWORKS[0])]
+               if not (rep.name == ORIGINAL and network != NETWORKS[0]) and rep.dims <= CKA_MAX_DIMS]
     digests = [store.made_from(array_key(dataset, seed, network, rep.array)).get("digest") for network, rep in members]
     group = f"{dataset}/seed{seed}"
     kept = store.attributes(group).get("cka")
@@ -220,13 +247,14 @@ def probe_accuracy(store: RunStore, key: JobKey, seed: int) -> float:
     rep = key.rep
     train_key = array_key(key.dataset, key.seed, network, rep.array)
     test_key = heldout_key(train_key)
-    if (store.info(test_key) or {}).get("complete") is not True:
+    if (store.info(test_key) or {}).get("complete") is not True or not _same_networks(store, train_key, test_key):
         raise MissingDataError(f"{key.dataset}: the probe needs the held-out examples' activations ({test_key}), "
-                               "which the extract stage writes when the probe family is chosen: run `repscope run` "
-                               "(or extract) with --metrics including probe")
+                               "made by the same network and input as the training ones; the extract stage writes "
+                               "them when the probe family is chosen: run `repscope run` (or extract) with --metrics "
+                               "including probe")
     by = {"digests": [store.made_from(train_key).get("digest"), store.made_from(test_key).get("digest")],
           "seed": seed}
-    name = f"probe:{key.representation}"
+    name = f"probe:{key.representation}:seed{seed}"  # original's array is shared by the seeds
     value = _cached(store, train_key, name, by)
     if value is None:
         probe = linear_probe(store.read_representation(key.dataset, key.seed, network, rep),
@@ -239,6 +267,15 @@ def probe_accuracy(store: RunStore, key: JobKey, seed: int) -> float:
         value = probe.test_accuracy
         _keep(store, train_key, name, by, value)
     return value
+
+
+def _same_networks(store: RunStore, train_key: str, test_key: str) -> bool:
+    """Whether held-out array ``test_key`` was made as ``train_key`` was (the same networks,
+    module, transform and input), all but its rows."""
+    def made(key):
+        return {k: v for k, v in (store.info(key) or {}).get("fingerprint", {}).items() if k not in ("n", "split")}
+
+    return made(train_key) == made(test_key)
 
 
 def group_by_representation(jobs: list[JobKey]) -> dict[tuple, list[JobKey]]:

@@ -34,7 +34,6 @@ from .evaluate import METRICS_CSV
 from .findings import SEPARATION, Confusion, Depths, check_findings, cells_by_run, layer_average
 from .jobs import K
 from .progress import progress_bar
-from .measures import COLUMNS as MEASURES
 from .runinfo import CONFIG, read_run_config, store_location
 from .statistics import ALPHA, comparisons
 from .tables import BEYOND, NOTE, PARTIAL, read_metrics_csv, study_tables
@@ -572,7 +571,6 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
         "findings": findings,
         "verdict": _verdict, "share": _fmt_share, "sign_p": _sign_p, "alpha": ALPHA,
         "measures": {(d, m): _measure_summary(compared, d, m) for d in run.datasets for m in run.methods},
-        "measure_columns": [c for c in MEASURES if any(not math.isnan(r[c]) for r in run.rows)],
         "tables": {key: _table_html(t) for key, t in tables.items()},
         "table_names": {d: run.depths[d].layers for d in run.datasets}, "beyond_table": BEYOND,
         "study": run.preset == "study",

@@ -97,24 +97,20 @@ def write_cka_csv(rows: list[dict], path: Path) -> Path:
     return write_rows_csv(order, CKA_COLUMNS, path)
 
 
-def read_rows_csv(path: Path) -> list[dict]:
-    """Rows of a CSV written by :func:`write_rows_csv`, numbers as numbers."""
+def read_rows_csv(path: Path, numbers: dict[str, type]) -> list[dict]:
+    """Rows of a CSV written by :func:`write_rows_csv`; the columns in ``numbers`` converted
+    (``{"seed": int, "cka": float}``), the rest text (a layer may be called ``0``)."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     for row in rows:
-        for key, value in row.items():
-            for kind in (int, float):
-                try:
-                    row[key] = kind(value)
-                    break
-                except ValueError:
-                    continue
+        for column, kind in numbers.items():
+            row[column] = kind(row[column])
     return rows
 
 
 def read_cka_csv(path: Path) -> list[dict]:
     """The rows of ``cka.csv``."""
-    return read_rows_csv(path)
+    return read_rows_csv(path, {"seed": int, "cka": float})
 
 
 def filter_mean(values: list[float | None]) -> tuple[float, bool]:

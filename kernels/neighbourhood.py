@@ -15,6 +15,10 @@ recall             the share of i's k nearest in X that are among its k nearest 
 
 Distances are Euclidean. Equal distances are ordered by index, both for who the k
 nearest are and for ranks, so the results are defined for tied and duplicated points.
+"Equal" means equal as computed: above 4 dimensions distances come from GEMM blocks
+(``kernels.distances``), exact for duplicated points but rounded otherwise, so distances
+that are equal in exact arithmetic (lattice points) may compare unequal, and numpy and
+CuPy may then break such a tie differently.
 
 All three come from one pass over row blocks of queries: for a block, the distances to
 every point in X (a GEMM block, ``kernels.distances``) and in each embedding; memory is

@@ -173,3 +173,18 @@ def test_a_source_without_a_test_split_has_no_probe(tmp_path):
     rows = [r for r in run.metrics if r["space"] == "embedding"]
     assert rows and all(math.isnan(r["probe_accuracy"]) for r in rows)
     assert run.config["extract"]["blobs"]["heldout"] == 0
+
+
+def test_dead_filters_have_no_neighbourhood_scores_or_silhouette(smoke_run):
+    """The smoke preset's untrained layer2/filter07 is dead (every example one point): NaN,
+    as its distance ratios, not the perfect scores of an all-tied picture."""
+    from repscope.engine.tables import read_metrics_csv
+
+    rows = [r for r in read_metrics_csv(smoke_run / "metrics.csv") if r["space"] == "embedding"]
+    dead = [r for r in rows if math.isnan(r["ds"])]
+    assert dead, "the smoke preset has a dead filter"
+    for r in dead:
+        assert math.isnan(r["recall"]) and math.isnan(r["silhouette"]), r["representation"]
+    alive = [r for r in rows if not math.isnan(r["ds"])]
+    assert all(0 <= r["recall"] <= 1 and -1 <= r["silhouette"] <= 1 for r in alive)
+    assert all(not math.isnan(r["cka_untrained"]) for r in alive)
