@@ -300,7 +300,12 @@ def _measure_summary(comparisons: list[dict], dataset: str, method: str) -> dict
 
     rows = [c for c in comparisons if c["dataset"] == dataset and c["method"] == method and c["space"] == "embedding"]
     held = [c for c in rows if significant(c["p"])]
-    return {"rows": rows, "held": len(held), "tested": sum(not math.isnan(c["p"]) for c in rows)}
+    layers = list(dict.fromkeys(c["layer"] for c in rows))
+    grid = {}  # measure -> {layer: comparison}
+    for c in rows:
+        grid.setdefault(c["measure"], {})[c["layer"]] = {**c, "significant": significant(c["p"])}
+    return {"rows": rows, "layers": layers, "grid": grid, "held": len(held),
+            "tested": sum(not math.isnan(c["p"]) for c in rows)}
 
 
 def _images(run: RunFolder, dataset: str, rows: list[int]) -> np.ndarray:
