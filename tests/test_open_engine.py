@@ -244,9 +244,11 @@ def test_every_run_file_key_is_read(user_folder, tmp_path):
     path = user_folder / "all-keys.toml"
     path.write_text(RUN_FILE.replace("seeds = [3]", "seeds = [3]\nbackend = 'cpu'\nk = 15\nworkers = 1\n"
                                      "space = 'both'\njob_timeout = 60\nstore = 'elsewhere.zarr'\n"
-                                     "representations = ['original', 'hidden']"))
+                                     "representations = ['original', 'hidden']\nmetrics = ['probe']\n"
+                                     "neighbourhood_sample = 50"))
     s = from_options(run_file=path, out=tmp_path / "x")
     assert (s.backend, s.k, s.workers, s.space, s.job_timeout) == ("cpu", 15, 1, "both", 60.0)
+    assert s.metrics == ("separation", "probe") and s.neighbourhood_sample == 50
     assert s.store == str(user_folder / "elsewhere.zarr") and s.representations == ("original", "hidden")
     assert from_options(run_file=path, out=tmp_path / "x", k=5, backend="auto").k == 5  # a flag overrides the file
 
