@@ -82,11 +82,11 @@ def _representation_metrics(store: RunStore, key: JobKey, labels, k: int, damage
 
 def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k: int,
              representations: dict[str, tuple[Representation, ...]],
-             families: tuple[str, ...] = DEFAULT_FAMILIES, sample: int | None = None) -> Path:
+             families: tuple[str, ...] = DEFAULT_FAMILIES, sample: int | None = None, gpu: bool = False) -> Path:
     """Write ``metrics.csv``, ``cka.csv`` (with the ``cka`` family) and the tables for
     ``jobs``; return the csv's path. ``families``: the measure families scored
     (:mod:`repscope.engine.measures`); ``sample``: query points of the neighbourhood
-    measures' estimate (None: exact).
+    measures' estimate (None: exact); ``gpu``: run the measures' kernels on CuPy arrays.
 
     Jobs whose embedding is missing are left out with a warning (the embed stage makes them).
     """
@@ -99,8 +99,9 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     for d in labels:
         if "probe" in families and not heldout[d]:
             log.warning("%s has no test split: its probe_accuracy is NaN", d)
-    log.info("evaluate: %d embeddings, spaces %s, k %d, measures %s, neighbourhood %s", len(jobs),
-             ", ".join(spaces), k, ", ".join(families), f"estimated from {sample} query points" if sample else "exact")
+    log.info("evaluate: %d embeddings, spaces %s, k %d, measures %s, neighbourhood %s, kernels %s", len(jobs),
+             ", ".join(spaces), k, ", ".join(families), f"estimated from {sample} query points" if sample else "exact",
+             "cupy" if gpu else "numpy")
     if "embedding" in spaces:
         groups = group_by_representation(jobs)
         for group in progress_bar(list(groups.values()), desc="evaluate embeddings", unit="rep", leave=False):
@@ -114,10 +115,10 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
             if not present:
                 continue
             extra = embedding_measures(store, [key for key, _ in present], labels[present[0][0].dataset], k,
-                                       families, sample)
+                                       families, sample, gpu)
             first = present[0][0]
             shared = representation_measures(store, first, labels[first.dataset], families, "embedding", first.seed,
-                                             heldout[first.dataset])
+                                             heldout[first.dataset], gpu)
             for key, metrics in present:
                 rows += _rows(key, "embedding", len(labels[key.dataset]), k,
                               {**metrics, **extra[key.id], **shared})
@@ -131,7 +132,7 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
             if metrics is None:
                 continue
             extra = representation_measures(store, key, labels[key.dataset], families, "representation", key.seed,
-                                            heldout[key.dataset])
+                                            heldout[key.dataset], gpu)
             rows += _rows(key, "representation", len(labels[key.dataset]), k, {**metrics, **extra})
     if damaged:
         raise DamagedArrayError(f"{len(damaged)} array(s) of {store.path} are damaged ({'; '.join(damaged[:3])}); "
@@ -146,7 +147,7 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
         for dataset, seed in sorted({(key.dataset, key.seed) for key in jobs}):
             depths = Depths(representations[dataset])
             whole = [next(r for r in representations[dataset] if r.name == depths.whole(layer)) for layer in depths.layers]
-            cka_rows += layer_cka(store, dataset, seed, whole)
+            cka_rows += layer_cka(store, dataset, seed, whole, gpu)
         write_cka_csv(cka_rows, run_dir / CKA_CSV)
     depths = {d: Depths(reps) for d, reps in representations.items()}
     tables = write_tables(rows, run_dir / TABLES, depths)

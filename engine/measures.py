@@ -21,6 +21,9 @@ family             columns                                                     d
                    examples (needs their activations: extract stores them)
 =================  ==========================================================  ===========
 
+Where the run's kernels are CuPy's (a GPU run) the neighbourhood measures, silhouettes
+and CKA run on the GPU; probes are scikit-learn's, on the CPU.
+
 The neighbourhood measures compare an embedding with what it was made from (the
 representation, or its PCA-reduced form for a wide one); both of a representation's
 embeddings (t-SNE, UMAP) are scored in one pass over its distances. They are exact by
@@ -89,6 +92,20 @@ def parse_families(value) -> tuple[str, ...]:
     return tuple(f for f in FAMILIES if f in chosen)
 
 
+def _module(gpu: bool):
+    """The array module of the measures' kernels: CuPy where the run's kernels are CuPy's."""
+    if not gpu:
+        return np
+    import cupy
+
+    return cupy
+
+
+def _device(array, gpu: bool):
+    """``array`` on the GPU when ``gpu``, else as it is."""
+    return _module(gpu).asarray(array) if gpu else array
+
+
 def _cached(store: RunStore, key: str, name: str, decided_by: dict):
     """The value kept beside array ``key`` under ``name`` if made with ``decided_by``, else None."""
     kept = ((store.info(key) or {}).get("measures") or {}).get(name)
@@ -111,9 +128,10 @@ def _or_nan(fn, what: str):
 
 
 def embedding_measures(store: RunStore, keys: list[JobKey], labels, k: int, families: tuple[str, ...],
-                       sample: int | None = None) -> dict[str, dict]:
+                       sample: int | None = None, gpu: bool = False) -> dict[str, dict]:
     """The embedding columns of the jobs of one representation (its t-SNE and UMAP
-    embeddings), ``{job id: {column: value}}``; their embeddings must be complete."""
+    embeddings), ``{job id: {column: value}}``; their embeddings must be complete. With
+    ``gpu`` the kernels run on CuPy arrays."""
     out: dict[str, dict] = {key.id: {} for key in keys}
     source = store.made_from(keys[0].source_key).get("digest")
     digests = {key.id: [store.made_from(key.store_key).get("digest"), source] for key in keys}
@@ -126,7 +144,8 @@ def embedding_measures(store: RunStore, keys: list[JobKey], labels, k: int, fami
             value = _cached(store, key.store_key, "silhouette", by)
             if value is None:
                 value = math.nan if key.id in dead else _or_nan(
-                    lambda key=key: silhouette_score(store.read(key.store_key), labels), key.id)
+                    lambda key=key: silhouette_score(_device(store.read(key.store_key), gpu), _device(labels, gpu)),
+                    key.id)
                 _keep(store, key.store_key, "silhouette", by, value)
             out[key.id]["silhouette"] = value
     if "recall" in families or "trustworthiness" in families:
@@ -138,10 +157,10 @@ def embedding_measures(store: RunStore, keys: list[JobKey], labels, k: int, fami
             values = {key.id: dict.fromkeys(FILLS["trustworthiness"], math.nan) for key in todo}
             alive = [key for key in todo if key.id not in dead]
             if alive:
-                high = read_input(store, alive[0])
+                high = _device(read_input(store, alive[0]), gpu)
                 try:
-                    scores = neighbourhood_scores(high, [store.read(key.store_key) for key in alive], k=k,
-                                                  sample=sample, seed=alive[0].seed)
+                    scores = neighbourhood_scores(high, [_device(store.read(key.store_key), gpu) for key in alive],
+                                                  k=k, sample=sample, seed=alive[0].seed)
                     values.update({key.id: s._asdict() for key, s in zip(alive, scores)})
                 except InputError as exc:
                     log.info("%s: neighbourhood measures undefined (%s); NaN", alive[0].id, exc)
@@ -155,7 +174,7 @@ def embedding_measures(store: RunStore, keys: list[JobKey], labels, k: int, fami
 
 
 def representation_measures(store: RunStore, key: JobKey, labels, families: tuple[str, ...], space: str,
-                            seed: int, heldout: bool = True) -> dict:
+                            seed: int, heldout: bool = True, gpu: bool = False) -> dict:
     """The columns of one representation that do not depend on an embedding: its
     silhouette (in representation rows only; of what the embedders read: the PCA-reduced
     form of a wide representation), its probe (NaN where the source has no held-out
@@ -166,17 +185,18 @@ def representation_measures(store: RunStore, key: JobKey, labels, families: tupl
         by = {"digests": [store.made_from(source).get("digest")]}
         value = _cached(store, source, f"silhouette:{key.representation}", by)
         if value is None:
-            value = _or_nan(lambda: silhouette_score(read_input(store, key), labels), key.id)
+            value = _or_nan(lambda: silhouette_score(_device(read_input(store, key), gpu), _device(labels, gpu)),
+                            key.id)
             _keep(store, source, f"silhouette:{key.representation}", by, value)
         out["silhouette"] = value
     if "probe" in families:
         out["probe_accuracy"] = probe_accuracy(store, key, seed) if heldout else math.nan
     if "cka" in families:
-        out["cka_untrained"] = cka_untrained(store, key)
+        out["cka_untrained"] = cka_untrained(store, key, gpu)
     return out
 
 
-def cka_untrained(store: RunStore, key: JobKey) -> float:
+def cka_untrained(store: RunStore, key: JobKey, gpu: bool = False) -> float:
     """Linear CKA of representation ``key.rep`` between the trained and the untrained
     network (1 for ``original``, which both share); kept beside the trained array."""
     if key.representation == ORIGINAL:
@@ -192,7 +212,7 @@ def cka_untrained(store: RunStore, key: JobKey) -> float:
     if value is None:
         n = len(store.labels(key.dataset))
         rows = [_Rows(store, key.dataset, key.seed, network, rep, n) for network in NETWORKS]
-        value = float(cka_matrix(rows)[0, 1])
+        value = float(cka_matrix(rows, xp=_module(gpu))[0, 1])
         _keep(store, arrays[0], name, by, value)
     return value
 
@@ -208,7 +228,7 @@ class _Rows:
         return self.store.read_representation(self.dataset, self.seed, self.network, self.rep, rows=rows)
 
 
-def layer_cka(store: RunStore, dataset: str, seed: int, whole: list) -> list[dict]:
+def layer_cka(store: RunStore, dataset: str, seed: int, whole: list, gpu: bool = False) -> list[dict]:
     """Linear CKA between every pair of the whole-layer representations ``whole`` (in depth
     order, ``original`` first) of both networks of one seed: rows for ``cka.csv``. Kept in
     the attributes of the seed's group, keyed by the arrays' digests."""
@@ -227,7 +247,8 @@ def layer_cka(store: RunStore, dataset: str, seed: int, whole: list) -> list[dic
     else:
         log.info("%s/seed%d: linear CKA between %d whole-layer representations", dataset, seed, len(members))
         n = len(store.labels(dataset))
-        matrix = cka_matrix([_Rows(store, dataset, seed, network, rep, n) for network, rep in members])
+        matrix = cka_matrix([_Rows(store, dataset, seed, network, rep, n) for network, rep in members],
+                            xp=_module(gpu))
         store.describe(group, cka={"by": by, "matrix": matrix.tolist()})
     rows = []
     for i, (net_a, rep_a) in enumerate(members):

@@ -218,7 +218,8 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
 
         summary["metrics"] = str(stage("evaluate", lambda: evaluate(out, jobs, settings.spaces, settings.k,
                                                                      representations, settings.metrics,
-                                                                     settings.neighbourhood_sample)))
+                                                                     settings.neighbourhood_sample,
+                                                                     gpu=decisions["kernels"] == "cupy")))
     if "report" in stages:  # also after failed jobs: the page lists what is missing
         from .report import build_report
 

@@ -188,3 +188,26 @@ def test_dead_filters_have_no_neighbourhood_scores_or_silhouette(smoke_run):
     alive = [r for r in rows if not math.isnan(r["ds"])]
     assert all(0 <= r["recall"] <= 1 and -1 <= r["silhouette"] <= 1 for r in alive)
     assert all(not math.isnan(r["cka_untrained"]) for r in alive)
+
+
+@pytest.mark.gpu
+def test_the_measures_on_the_gpu_equal_the_cpus(run, tmp_path, cupy):
+    import shutil
+
+    from repscope.engine.evaluate import evaluate
+    from repscope.engine.jobs import job_list
+
+    copy = tmp_path / "run"
+    shutil.copytree(run.path, copy)
+    reps = {"digits": run.representations("digits")}
+    store = repscope.Run(copy).store
+    for key in store.keys():  # drop what the CPU kept, so the GPU computes it all again
+        info = store.info(key)
+        if info and "measures" in info:
+            store.annotate(key, measures={})
+    evaluate(copy, job_list(["digits"], [1, 2], ["umap"], reps), ("embedding",), 10, reps, FAMILIES, gpu=True)
+    cpu = {(r["seed"], r["network"], r["representation"]): r for r in run.metrics}
+    for row in repscope.Run(copy).metrics:
+        want = cpu[row["seed"], row["network"], row["representation"]]
+        for column in ("silhouette", "recall", "trustworthiness", "continuity", "cka_untrained", "probe_accuracy"):
+            assert row[column] == pytest.approx(want[column], abs=1e-9), column
