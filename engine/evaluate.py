@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 METRICS_CSV = "metrics.csv"
 STATISTICS_CSV = "statistics.csv"
+#: Above this N, exact neighbourhood measures on the CPU are worth a warning.
+LARGE_N = 20_000
 TABLES = "tables"
 
 
@@ -99,6 +101,12 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     for d in labels:
         if "probe" in families and not heldout[d]:
             log.warning("%s has no test split: its probe_accuracy is NaN", d)
+    largest = max((len(v) for v in labels.values()), default=0)
+    if (not gpu and sample is None and largest > LARGE_N and "embedding" in spaces
+            and {"recall", "trustworthiness"} & set(families)):
+        log.warning("exact neighbourhood measures at N = %d on the CPU take minutes per representation (all pairs of "
+                    "points; README, \"Measures beyond the study\"); --neighbourhood-sample M estimates them from M "
+                    "query points with standard errors", largest)
     log.info("evaluate: %d embeddings, spaces %s, k %d, measures %s, neighbourhood %s, kernels %s", len(jobs),
              ", ".join(spaces), k, ", ".join(families), f"estimated from {sample} query points" if sample else "exact",
              "cupy" if gpu else "numpy")
