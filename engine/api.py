@@ -231,13 +231,17 @@ class Run:
         return (f"Run({str(self.path)!r}: datasets {settings.get('datasets')}, N = {settings.get('n')}, "
                 f"methods {settings.get('methods')}, seeds {settings.get('seeds')})")
 
+    def _results_file(self, name: str, written_by: str) -> Path:
+        """``name`` in the run folder; MissingDataError saying what writes it where it is absent."""
+        path = self.path / name
+        if not path.is_file():
+            raise MissingDataError(f"{path} does not exist; {written_by} writes it")
+        return path
+
     @property
     def metrics(self) -> list[dict]:
         """The rows of ``metrics.csv`` (one per dataset, seed, network, method, space, representation)."""
-        path = self.path / METRICS_CSV
-        if not path.is_file():
-            raise MissingDataError(f"{path} does not exist; the evaluate stage writes it")
-        return read_metrics_csv(path)
+        return read_metrics_csv(self._results_file(METRICS_CSV, "the evaluate stage"))
 
     @property
     def cka(self) -> list[dict]:
@@ -246,10 +250,7 @@ class Run:
         from .measures import CKA_CSV
         from .tables import read_cka_csv
 
-        path = self.path / CKA_CSV
-        if not path.is_file():
-            raise MissingDataError(f"{path} does not exist; the evaluate stage writes it with the cka family")
-        return read_cka_csv(path)
+        return read_cka_csv(self._results_file(CKA_CSV, "the evaluate stage with the cka family"))
 
     @property
     def statistics(self) -> list[dict]:
@@ -259,11 +260,9 @@ class Run:
         from .statistics import STATISTICS_COLUMNS
         from .tables import read_rows_csv
 
-        path = self.path / STATISTICS_CSV
-        if not path.is_file():
-            raise MissingDataError(f"{path} does not exist; the evaluate stage writes it")
         numbers = {c: float for c in STATISTICS_COLUMNS[6:]}
-        return read_rows_csv(path, {**numbers, "seeds": int, "trained_better": int})
+        return read_rows_csv(self._results_file(STATISTICS_CSV, "the evaluate stage"),
+                             {**numbers, "seeds": int, "trained_better": int})
 
     def metrics_frame(self):
         """The metrics as a pandas DataFrame (needs pandas)."""
