@@ -57,15 +57,7 @@ def write_metrics_csv(rows: list[dict], path: Path, order: dict[str, list[str]])
     position = {(dataset, name): i for dataset, names in order.items() for i, name in enumerate(names)}
     rows = sorted(rows, key=lambda r: (r["dataset"], r["seed"], r["space"], r["method"], r["network"],
                                        position[r["dataset"], r["representation"]]))
-    lines = [",".join(COLUMNS)]
-    for row in rows:
-        cells = []
-        for col in COLUMNS:
-            value = row.get(col, "")
-            cells.append(f"{value:.17g}" if isinstance(value, float) else str(value))
-        lines.append(",".join(cells))
-    _atomic_write(path, "\n".join(lines) + "\n")
-    return path
+    return write_rows_csv(rows, COLUMNS, path)
 
 
 def read_metrics_csv(path: Path) -> list[dict]:
@@ -82,10 +74,11 @@ def read_metrics_csv(path: Path) -> list[dict]:
 
 
 def write_rows_csv(rows: list[dict], columns: tuple[str, ...], path: Path) -> Path:
-    """Rows as CSV in ``columns``' order, floats at full precision."""
+    """Rows as CSV in ``columns``' order, floats at full precision, a cell a row lacks empty."""
     lines = [",".join(columns)]
     for row in rows:
-        lines.append(",".join(f"{row[c]:.17g}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+        cells = (row.get(c, "") for c in columns)
+        lines.append(",".join(f"{v:.17g}" if isinstance(v, float) else str(v) for v in cells))
     _atomic_write(path, "\n".join(lines) + "\n")
     return path
 
