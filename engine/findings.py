@@ -104,13 +104,15 @@ class Finding:
         return sum(verdicts), len(verdicts)
 
 
-def cells_by_run(rows: list[dict]) -> dict[tuple[str, str, int], Cells]:
-    """Embedding-space metrics rows -> {(dataset, method, seed): cells}."""
+def cells_by_run(rows: list[dict], space: str = "embedding",
+                 measures: tuple[str, ...] = SEPARATION) -> dict[tuple[str, str, int], Cells]:
+    """Metrics rows of ``space`` -> {(dataset, method, seed): cells}, each cell holding the
+    ``measures`` its row has."""
     out: dict = defaultdict(dict)
     for row in rows:
-        if row["space"] == "embedding":
+        if row["space"] == space:
             out[row["dataset"], row["method"], row["seed"]][row["network"], row["representation"]] = {
-                m: row[m] for m in SEPARATION}
+                m: row[m] for m in measures if m in row}
     return dict(out)
 
 

@@ -136,14 +136,12 @@ def comparisons(rows: list[dict], depths: dict) -> list[dict]:
     """
     from collections import defaultdict
 
-    from .findings import layer_average
+    from .findings import cells_by_run, layer_average
 
-    cells: dict = defaultdict(dict)  # (dataset, space, method, seed) -> {(network, rep): {measure: value}}
-    for row in rows:
-        cells[row["dataset"], row["space"], row["method"], row["seed"]][row["network"], row["representation"]] = row
-    groups: dict = defaultdict(dict)
-    for (dataset, space, method, seed), c in cells.items():
-        groups[dataset, space, method][seed] = c
+    groups: dict = defaultdict(dict)  # (dataset, space, method) -> {seed: {(network, rep): {measure: value}}}
+    for space in {row["space"] for row in rows}:
+        for (dataset, method, seed), cells in cells_by_run(rows, space, COMPARED).items():
+            groups[dataset, space, method][seed] = cells
     out = []
     for (dataset, space, method), by_seed in sorted(groups.items()):
         d = depths[dataset]
