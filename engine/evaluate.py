@@ -22,7 +22,8 @@ from ..store import NETWORKS, ORIGINAL, DamagedArrayError, Representation, RunSt
 from .findings import Depths
 from .jobs import JobKey, read_input
 from .measures import (
-    CKA_CSV, DEFAULT_FAMILIES, embedding_measures, group_by_representation, layer_cka, representation_measures,
+    CKA_CSV, DEFAULT_FAMILIES, between_networks, embedding_measures, group_by_representation, layer_cka,
+    representation_measures,
 )
 from .progress import progress_bar
 from .runinfo import read_run_config, store_location
@@ -110,6 +111,13 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     log.info("evaluate: %d embeddings, spaces %s, k %d, measures %s, neighbourhood %s, kernels %s", len(jobs),
              ", ".join(spaces), k, ", ".join(families), f"estimated from {sample} query points" if sample else "exact",
              "cupy" if gpu else "numpy")
+    cka_rows = []
+    if "cka" in families:
+        for dataset, seed in sorted({(key.dataset, key.seed) for key in jobs}):
+            depths = Depths(representations[dataset])
+            whole = [next(r for r in representations[dataset] if r.name == depths.whole(layer)) for layer in depths.layers]
+            cka_rows += layer_cka(store, dataset, seed, whole, len(labels[dataset]), gpu)
+    layers = between_networks(cka_rows)
     if "embedding" in spaces:
         groups = group_by_representation(jobs)
         for group in progress_bar(list(groups.values()), desc="evaluate embeddings", unit="rep", leave=False):
@@ -126,7 +134,7 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
                                        families, sample, gpu)
             first = present[0][0]
             shared = representation_measures(store, first, labels[first.dataset], families, "embedding", first.seed,
-                                             heldout[first.dataset], gpu)
+                                             heldout[first.dataset], gpu, layers)
             for key, metrics in present:
                 rows += _rows(key, "embedding", len(labels[key.dataset]), k,
                               {**metrics, **extra[key.id], **shared})
@@ -140,7 +148,7 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
             if metrics is None:
                 continue
             extra = representation_measures(store, key, labels[key.dataset], families, "representation", key.seed,
-                                            heldout[key.dataset], gpu)
+                                            heldout[key.dataset], gpu, layers)
             rows += _rows(key, "representation", len(labels[key.dataset]), k, {**metrics, **extra})
     if damaged:
         raise DamagedArrayError(f"{len(damaged)} array(s) of {store.path} are damaged ({'; '.join(damaged[:3])}); "
@@ -151,11 +159,6 @@ def evaluate(run_dir: str | Path, jobs: list[JobKey], spaces: tuple[str, ...], k
     order = {dataset: [r.name for r in reps] for dataset, reps in representations.items()}
     path = write_metrics_csv(rows, run_dir / METRICS_CSV, order)
     if "cka" in families:
-        cka_rows = []
-        for dataset, seed in sorted({(key.dataset, key.seed) for key in jobs}):
-            depths = Depths(representations[dataset])
-            whole = [next(r for r in representations[dataset] if r.name == depths.whole(layer)) for layer in depths.layers]
-            cka_rows += layer_cka(store, dataset, seed, whole, gpu)
         write_cka_csv(cka_rows, run_dir / CKA_CSV)
     depths = {d: Depths(reps) for d, reps in representations.items()}
     tables = write_tables(rows, run_dir / TABLES, depths)

@@ -106,16 +106,17 @@ def _device(array, gpu: bool):
     return _module(gpu).asarray(array) if gpu else array
 
 
-def _cached(store: RunStore, key: str, name: str, decided_by: dict):
-    """The value kept beside array ``key`` under ``name`` if made with ``decided_by``, else None."""
-    kept = ((store.info(key) or {}).get("measures") or {}).get(name)
+def _cached(info: dict, name: str, decided_by: dict):
+    """The value kept in an array's attributes ``info`` (``RunStore.info``) under ``name``
+    if made with ``decided_by``, else None."""
+    kept = (info.get("measures") or {}).get(name)
     return kept["value"] if kept is not None and kept.get("by") == decided_by else None
 
 
-def _keep(store: RunStore, key: str, name: str, decided_by: dict, value) -> None:
-    measures = dict((store.info(key) or {}).get("measures") or {})
-    measures[name] = {"by": decided_by, "value": value}
-    store.annotate(key, measures=measures)
+def _keep(store: RunStore, key: str, info: dict, name: str, decided_by: dict, value) -> None:
+    """Keep ``value`` under ``name`` beside array ``key``, and in ``info``, its attributes as read."""
+    info["measures"] = {**(info.get("measures") or {}), name: {"by": decided_by, "value": value}}
+    store.annotate(key, measures=info["measures"])
 
 
 def _or_nan(fn, what: str):
@@ -133,26 +134,27 @@ def embedding_measures(store: RunStore, keys: list[JobKey], labels, k: int, fami
     embeddings), ``{job id: {column: value}}``; their embeddings must be complete. With
     ``gpu`` the kernels run on CuPy arrays."""
     out: dict[str, dict] = {key.id: {} for key in keys}
+    infos = {key.id: store.info(key.store_key) or {} for key in keys}
     source = store.made_from(keys[0].source_key).get("digest")
-    digests = {key.id: [store.made_from(key.store_key).get("digest"), source] for key in keys}
+    digests = {key.id: [infos[key.id].get("digest"), source] for key in keys}
     # A dead filter (every example one point) has no classes or neighbourhoods to keep:
     # NaN, as its distance ratios, rather than the perfect scores of an all-tied picture.
-    dead = {key.id for key in keys if (store.info(key.store_key) or {}).get("constant_input")}
+    dead = {key.id for key in keys if infos[key.id].get("constant_input")}
     if "silhouette" in families:
         for key in keys:
             by = {"digests": digests[key.id]}
-            value = _cached(store, key.store_key, "silhouette", by)
+            value = _cached(infos[key.id], "silhouette", by)
             if value is None:
                 value = math.nan if key.id in dead else _or_nan(
                     lambda key=key: silhouette_score(_device(store.read(key.store_key), gpu), _device(labels, gpu)),
                     key.id)
-                _keep(store, key.store_key, "silhouette", by, value)
+                _keep(store, key.store_key, infos[key.id], "silhouette", by, value)
             out[key.id]["silhouette"] = value
     if "recall" in families or "trustworthiness" in families:
         def decided_by(key: JobKey) -> dict:
             return {"k": k, "sample": sample, "seed": key.seed if sample else None, "digests": digests[key.id]}
 
-        todo = [key for key in keys if _cached(store, key.store_key, "neighbourhood", decided_by(key)) is None]
+        todo = [key for key in keys if _cached(infos[key.id], "neighbourhood", decided_by(key)) is None]
         if todo:
             values = {key.id: dict.fromkeys(FILLS["trustworthiness"], math.nan) for key in todo}
             alive = [key for key in todo if key.id not in dead]
@@ -165,40 +167,45 @@ def embedding_measures(store: RunStore, keys: list[JobKey], labels, k: int, fami
                 except InputError as exc:
                     log.info("%s: neighbourhood measures undefined (%s); NaN", alive[0].id, exc)
             for key in todo:
-                _keep(store, key.store_key, "neighbourhood", decided_by(key), values[key.id])
+                _keep(store, key.store_key, infos[key.id], "neighbourhood", decided_by(key), values[key.id])
         wanted = FILLS["trustworthiness"] if "trustworthiness" in families else FILLS["recall"]
         for key in keys:
-            value = _cached(store, key.store_key, "neighbourhood", decided_by(key))
+            value = _cached(infos[key.id], "neighbourhood", decided_by(key))
             out[key.id].update({c: value[c] for c in wanted})
     return out
 
 
 def representation_measures(store: RunStore, key: JobKey, labels, families: tuple[str, ...], space: str,
-                            seed: int, heldout: bool = True, gpu: bool = False) -> dict:
+                            seed: int, heldout: bool = True, gpu: bool = False,
+                            layers: dict[tuple, float] | None = None) -> dict:
     """The columns of one representation that do not depend on an embedding: its
     silhouette (in representation rows only; of what the embedders read: the PCA-reduced
     form of a wide representation), its probe (NaN where the source has no held-out
-    examples: ``heldout`` False), its trained-untrained CKA."""
+    examples: ``heldout`` False), its trained-untrained CKA (a whole layer's taken from
+    ``layers``, :func:`between_networks` of :func:`layer_cka`'s rows, where it is there)."""
     out = {}
     source = key.source_key
     if space == "representation" and "silhouette" in families:
-        by = {"digests": [store.made_from(source).get("digest")]}
-        value = _cached(store, source, f"silhouette:{key.representation}", by)
+        info = store.info(source) or {}
+        by = {"digests": [info.get("digest")]}
+        value = _cached(info, f"silhouette:{key.representation}", by)
         if value is None:
             value = _or_nan(lambda: silhouette_score(_device(read_input(store, key), gpu), _device(labels, gpu)),
                             key.id)
-            _keep(store, source, f"silhouette:{key.representation}", by, value)
+            _keep(store, source, info, f"silhouette:{key.representation}", by, value)
         out["silhouette"] = value
     if "probe" in families:
         out["probe_accuracy"] = probe_accuracy(store, key, seed) if heldout else math.nan
     if "cka" in families:
-        out["cka_untrained"] = cka_untrained(store, key, gpu)
+        known = (layers or {}).get((key.dataset, key.seed, key.representation))
+        out["cka_untrained"] = known if known is not None else cka_untrained(store, key, len(labels), gpu)
     return out
 
 
-def cka_untrained(store: RunStore, key: JobKey, gpu: bool = False) -> float:
+def cka_untrained(store: RunStore, key: JobKey, n: int, gpu: bool = False) -> float:
     """Linear CKA of representation ``key.rep`` between the trained and the untrained
-    network (1 for ``original``, which both share); kept beside the trained array."""
+    network (1 for ``original``, which both share) over its ``n`` examples; kept beside the
+    trained array."""
     if key.representation == ORIGINAL:
         return 1.0
     rep = key.rep
@@ -206,14 +213,14 @@ def cka_untrained(store: RunStore, key: JobKey, gpu: bool = False) -> float:
         log.warning("%s: %d values, wider than CKA's %d: cka_untrained is NaN", key.id, rep.dims, CKA_MAX_DIMS)
         return math.nan
     arrays = [array_key(key.dataset, key.seed, network, rep.array) for network in NETWORKS]
-    by = {"digests": [store.made_from(a).get("digest") for a in arrays]}
+    infos = [store.info(a) or {} for a in arrays]
+    by = {"digests": [info.get("digest") for info in infos]}
     name = f"cka_untrained:{key.representation}"
-    value = _cached(store, arrays[0], name, by)
+    value = _cached(infos[0], name, by)
     if value is None:
-        n = len(store.labels(key.dataset))
         rows = [_Rows(store, key.dataset, key.seed, network, rep, n) for network in NETWORKS]
         value = float(cka_matrix(rows, xp=_module(gpu))[0, 1])
-        _keep(store, arrays[0], name, by, value)
+        _keep(store, arrays[0], infos[0], name, by, value)
     return value
 
 
@@ -228,10 +235,11 @@ class _Rows:
         return self.store.read_representation(self.dataset, self.seed, self.network, self.rep, rows=rows)
 
 
-def layer_cka(store: RunStore, dataset: str, seed: int, whole: list, gpu: bool = False) -> list[dict]:
+def layer_cka(store: RunStore, dataset: str, seed: int, whole: list, n: int, gpu: bool = False) -> list[dict]:
     """Linear CKA between every pair of the whole-layer representations ``whole`` (in depth
-    order, ``original`` first) of both networks of one seed: rows for ``cka.csv``. Kept in
-    the attributes of the seed's group, keyed by the arrays' digests."""
+    order, ``original`` first) of both networks of one seed, over its ``n`` examples: rows
+    for ``cka.csv``. Kept in the attributes of the seed's group, keyed by the arrays'
+    digests."""
     wide = [rep.name for rep in whole if rep.dims > CKA_MAX_DIMS]
     if wide:
         log.warning("%s/seed%d: %s wider than CKA's %d values: left out of cka.csv", dataset, seed,
@@ -246,7 +254,6 @@ def layer_cka(store: RunStore, dataset: str, seed: int, whole: list, gpu: bool =
         matrix = np.array(kept["matrix"], dtype=np.float64)
     else:
         log.info("%s/seed%d: linear CKA between %d whole-layer representations", dataset, seed, len(members))
-        n = len(store.labels(dataset))
         matrix = cka_matrix([_Rows(store, dataset, seed, network, rep, n) for network, rep in members],
                             xp=_module(gpu))
         store.describe(group, cka={"by": by, "matrix": matrix.tolist()})
@@ -260,6 +267,16 @@ def layer_cka(store: RunStore, dataset: str, seed: int, whole: list, gpu: bool =
     return rows
 
 
+def between_networks(rows: list[dict]) -> dict[tuple, float]:
+    """``{(dataset, seed, layer): CKA}`` between the trained and the untrained network at
+    each whole layer, from :func:`layer_cka`'s rows (the pairs :func:`cka_untrained` would
+    otherwise compute again; the same sums, so the same bits)."""
+    trained, untrained = NETWORKS
+    return {(r["dataset"], r["seed"], r["representation_a"]): r["cka"] for r in rows
+            if (r["network_a"], r["network_b"]) == (trained, untrained) and r["representation_a"] == r["representation_b"]
+            and r["representation_a"] != ORIGINAL}
+
+
 def probe_accuracy(store: RunStore, key: JobKey, seed: int) -> float:
     """A linear probe's held-out accuracy for representation ``key.rep`` of ``key.network``
     (fitted on the analysed training examples, scored on the held-out test examples
@@ -268,15 +285,15 @@ def probe_accuracy(store: RunStore, key: JobKey, seed: int) -> float:
     rep = key.rep
     train_key = array_key(key.dataset, key.seed, network, rep.array)
     test_key = heldout_key(train_key)
-    if (store.info(test_key) or {}).get("complete") is not True or not _same_networks(store, train_key, test_key):
+    train, test = store.info(train_key) or {}, store.info(test_key) or {}
+    if test.get("complete") is not True or not _same_networks(train, test):
         raise MissingDataError(f"{key.dataset}: the probe needs the held-out examples' activations ({test_key}), "
                                "made by the same network and input as the training ones; the extract stage writes "
                                "them when the probe family is chosen: run `repscope run` (or extract) with --metrics "
                                "including probe")
-    by = {"digests": [store.made_from(train_key).get("digest"), store.made_from(test_key).get("digest")],
-          "seed": seed}
+    by = {"digests": [train.get("digest"), test.get("digest")], "seed": seed}
     name = f"probe:{key.representation}:seed{seed}"  # original's array is shared by the seeds
-    value = _cached(store, train_key, name, by)
+    value = _cached(train, name, by)
     if value is None:
         probe = linear_probe(store.read_representation(key.dataset, key.seed, network, rep),
                              store.labels(key.dataset),
@@ -286,17 +303,17 @@ def probe_accuracy(store: RunStore, key: JobKey, seed: int) -> float:
             log.warning("%s: the linear probe did not converge in its iterations; its accuracy is reported",
                         key.id)
         value = probe.test_accuracy
-        _keep(store, train_key, name, by, value)
+        _keep(store, train_key, train, name, by, value)
     return value
 
 
-def _same_networks(store: RunStore, train_key: str, test_key: str) -> bool:
-    """Whether held-out array ``test_key`` was made as ``train_key`` was (the same networks,
-    module, transform and input), all but its rows."""
-    def made(key):
-        return {k: v for k, v in (store.info(key) or {}).get("fingerprint", {}).items() if k not in ("n", "split")}
+def _same_networks(train: dict, test: dict) -> bool:
+    """Whether the held-out array of attributes ``test`` was made as the training array of
+    attributes ``train`` was (the same networks, module, transform and input), all but its rows."""
+    def made(info):
+        return {k: v for k, v in info.get("fingerprint", {}).items() if k not in ("n", "split")}
 
-    return made(train_key) == made(test_key)
+    return made(train) == made(test)
 
 
 def group_by_representation(jobs: list[JobKey]) -> dict[tuple, list[JobKey]]:

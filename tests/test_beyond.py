@@ -94,6 +94,22 @@ def test_cka_between_layers(run):
     assert ("trained", "1", "untrained", "1") in pairs and ("trained", "2", "trained", "original") in pairs
 
 
+def test_a_whole_layers_cka_untrained_is_its_cka_csv_value_to_the_bit(run):
+    """metrics.csv takes a whole layer's trained-untrained CKA from the layer matrix; its
+    pairs are summed as a lone pair's would be, so the value is the pair's, bit for bit."""
+    between = {(r["seed"], r["representation_a"]): r["cka"] for r in _csv(run.path / "cka.csv")
+               if (r["network_a"], r["network_b"]) == ("trained", "untrained")
+               and r["representation_a"] == r["representation_b"] != "original"}
+    assert between
+    whole = [r for r in run.metrics if (str(r["seed"]), r["representation"]) in between]
+    assert {(str(r["seed"]), r["representation"]) for r in whole} == set(between)
+    for row in whole:
+        assert f'{row["cka_untrained"]:.17g}' == between[str(row["seed"]), row["representation"]]
+        pair = [run.representation("digits", row["representation"], network=network, seed=row["seed"])
+                for network in NETWORKS]
+        assert row["cka_untrained"] == cka_matrix(pair)[0, 1]
+
+
 def test_statistics_and_intervals(run):
     rows = _csv(run.path / "statistics.csv")
     wanted = {(r["layer"], r["measure"]) for r in rows}
