@@ -56,7 +56,7 @@ def dask_job(run_dir: str, key: JobKey, settings: JobSettings, timeout: float, f
     try:
         import numba
 
-        numba.set_num_threads(max(1, min(settings.threads, numba.config.NUMBA_NUM_THREADS)))
+        numba.set_num_threads(max(1, min(settings.numba_threads, numba.config.NUMBA_NUM_THREADS)))
     except ImportError:
         pass
     timer = threading.Timer(timeout, _stop_worker, (store, key, flags, timeout))
@@ -114,7 +114,7 @@ def connect(address: str | None, workers: int, threads: int, gpu: bool, max_atte
                                                        dashboard_address=":0"))
             kind = "LocalCluster"
         client = stack.enter_context(Client(cluster))
-        log.info("dask: %s with %d workers, %d thread(s) per job", kind, len(cluster.workers), threads)
+        log.info("dask: %s with %d workers, %d numba thread(s) per job", kind, len(cluster.workers), threads)
         try:
             yield client
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP (engine.signals): the jobs are abandoned
@@ -161,10 +161,10 @@ def run_dask(run_dir, queue: list[JobKey], settings: JobSettings, *, address: st
     store = jobs.job_store(run_dir, settings)
     store.ensure_groups(flag_group(flags))
     try:
-        with connect(address, workers, settings.threads, gpu, max_attempts) as client:
+        with connect(address, workers, settings.numba_threads, gpu, max_attempts) as client:
             log.info("dask dashboard: %s%s", client.dashboard_link,
                      "" if importlib.util.find_spec("bokeh") else " (install bokeh to serve it)")
-            client.register_plugin(PrepareWorker(settings.threads, warm, logging.getLogger().level))
+            client.register_plugin(PrepareWorker(settings.numba_threads, warm, logging.getLogger().level))
             started = time.monotonic()
             # One task group ("embed-..."), so that Dask queues the jobs on the scheduler and a
             # worker holds only the job it runs: a death then blames no job waiting behind it.

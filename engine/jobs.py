@@ -28,6 +28,7 @@ from ..store import (
 )
 from .embedders import EMBEDDERS
 from .runinfo import STORE
+from .threads import JOB_THREADS, pinned
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +102,21 @@ def job_list(datasets, seeds, methods, representations: dict[str, tuple[Represen
 
 @dataclass(frozen=True)
 class JobSettings:
-    """What a job needs besides its key: which embedder per method, threads, k, the store."""
+    """What a job needs besides its key: which embedder per method, numba threads, k, the store."""
 
     embedders: dict  # method -> embedder name
     #: method -> the device its embedder runs on; a method not named: the embedder's first device.
     devices: dict = field(default_factory=dict)
-    threads: int = 1
+    #: numba threads of the job's process (speed only: the kernels' sums do not depend on it).
+    numba_threads: int = 1
     k: int = K
     #: The store's location (a path or an fsspec URL); empty: ``<run_dir>/store.zarr``.
     store: str = ""
 
 
 def make_embedder(settings: JobSettings, method: str):
-    """The embedder instance that serves ``method``: its class, device and threads."""
-    return EMBEDDERS[settings.embedders[method]](threads=settings.threads, device=settings.devices.get(method))
+    """The embedder instance that serves ``method``: its class, device and threads (``JOB_THREADS``)."""
+    return EMBEDDERS[settings.embedders[method]](threads=JOB_THREADS, device=settings.devices.get(method))
 
 
 def job_store(run_dir: str | Path, settings: JobSettings) -> RunStore:
@@ -176,11 +178,9 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
                     "its embedding is a single point", key.id)
         embedding = (cupy if embedder.device == "cuda" else np).zeros((n, 2), dtype=np.float32)
     else:
-        # BLAS threads change the last bits of PCA initialisations; pin them to the job's
-        # threads so that every scheduler (pool, Dask worker, in-process) gives the same bytes.
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=settings.threads):
+        # Thread counts change the last bits of gradients and PCA initialisations: fixed, so
+        # that any scheduler, worker count or machine (pool, Dask worker, in-process) gives the same bytes.
+        with pinned(JOB_THREADS):
             embedding = embedder.embed(x, key.seed)
     seconds = time.perf_counter() - started
     metrics = separation_metrics(embedding, labels.astype("int64"), k=settings.k)

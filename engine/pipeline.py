@@ -7,11 +7,11 @@ settings and decisions in ``config.json``, then runs the stages asked for.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
 from ..store import Representation, RunStore, same_name
+from . import threads
 from .backend import torch_device
 from .embedders import choose_embedder, embedder_device
 from .errors import JobsFailedError, MissingDataError, SettingsError
@@ -35,8 +35,7 @@ def decide(settings: RunSettings) -> dict:
     devices = {m: embedder_device(cls, settings.backend) for m, cls in chosen.items()}
     gpu_embedders = "cuda" in devices.values()
     workers = settings.workers if settings.workers is not None else default_workers(gpu_embedders)
-    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    decisions = {"embedders": embedders, "devices": devices, "workers": workers, "threads_per_worker": threads,
+    decisions = {"embedders": embedders, "devices": devices, "workers": workers, "threads": threads.record(workers),
                  "kernels": "cupy" if gpu_embedders else "numpy"}
     for method, cls in chosen.items():
         log.info("%s: %s (%s, %s)", method, cls.library, cls.name, devices[method])
@@ -44,8 +43,9 @@ def decide(settings: RunSettings) -> dict:
     if settings.dask_address:
         where = f"the Dask scheduler at {settings.dask_address}"
     decisions["scheduler"] = settings.scheduler
-    log.info("jobs: %s, %d worker(s), %d thread(s) each; metrics on %s", where, workers, threads,
-             decisions["kernels"])
+    log.info("jobs: %s, %d worker(s), %d thread(s) each (numba: %d); training, extraction and evaluation on %d "
+             "thread(s); metrics on %s", where, workers, threads.JOB_THREADS, threads.numba_threads(workers),
+             threads.RUN_THREADS, decisions["kernels"])
     return decisions
 
 
@@ -108,7 +108,9 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
     if {"train", "extract"} & set(stages):
         _check_n(settings, _sources_at_hand(settings))
     out.mkdir(parents=True, exist_ok=True)
-    with run_lock(out):  # one writer per run folder: a second run here stops at once, naming this one
+    # One writer per run folder (a second run here stops at once, naming this one); thread
+    # counts fixed, so that the numbers do not depend on the machine (engine.threads).
+    with run_lock(out), threads.pinned(threads.RUN_THREADS):
         return _run_stages(settings, stages, decisions)
 
 
@@ -186,7 +188,7 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
     representations = recorded_representations(out, settings.datasets)
     jobs = jobs_for(settings, representations)
     job_settings = JobSettings(embedders=decisions.get("embedders", {}), devices=decisions.get("devices", {}),
-                               threads=decisions.get("threads_per_worker", 1),
+                               numba_threads=threads.numba_threads(decisions.get("workers", 1)),
                                k=settings.k, store=str(store_location(out)))
 
     def embed_all():
@@ -216,10 +218,10 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
     if "evaluate" in stages:
         from .evaluate import evaluate
 
+        gpu = (decisions or decide(settings))["kernels"] == "cupy"  # decided here when embed is not run
         summary["metrics"] = str(stage("evaluate", lambda: evaluate(out, jobs, settings.spaces, settings.k,
                                                                      representations, settings.metrics,
-                                                                     settings.neighbourhood_sample,
-                                                                     gpu=decisions["kernels"] == "cupy")))
+                                                                     settings.neighbourhood_sample, gpu=gpu)))
     if "report" in stages:  # also after failed jobs: the page lists what is missing
         from .report import build_report
 

@@ -56,7 +56,8 @@ def prepare_process(threads: int, warm_umap: bool, log_level: int, parent: int |
     Parameters
     ----------
     threads : int
-        Threads of numba and OpenMP in this process.
+        numba's threads in this process (and OpenMP's default); the numbers do not depend
+        on it, and each job pins its other thread counts (``engine.threads``).
     warm_umap : bool
         Compile umap-learn's numba code now, before the first job.
     log_level : int
@@ -142,7 +143,7 @@ def _run_pool(run_dir, queue: list[JobKey], settings: JobSettings, workers: int,
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=prepare_process,
-                                   initargs=(settings.threads, warm, logging.getLogger().level, os.getpid()))
+                                   initargs=(settings.numba_threads, warm, logging.getLogger().level, os.getpid()))
 
     pool = new_pool()
     in_flight: dict = {}

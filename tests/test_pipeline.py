@@ -329,3 +329,16 @@ def test_a_dead_filter_is_left_out_of_the_filter_mean_and_marked():
     from repscope.engine.tables import _render
 
     assert "dead filter" in _render(table["title"], table["header"], table["body"])["md"]
+
+
+def test_the_evaluate_stage_alone_decides_its_kernels_and_scores_a_finished_run_again(smoke_run, tmp_path):
+    """``repscope evaluate --out RUN`` without the embed stage (whose decisions it used to read)."""
+    import shutil
+
+    from repscope.engine import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(smoke_run, run, ignore=shutil.ignore_patterns("report"))
+    (run / "metrics.csv").unlink()
+    assert cli.main(["evaluate", "--out", str(run)]) == 0
+    assert (run / "metrics.csv").read_bytes() == (smoke_run / "metrics.csv").read_bytes()
