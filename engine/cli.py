@@ -130,8 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="figures and the HTML report of a run folder (report/index.html)",
                             parents=[verbosity])
     report.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"run folder (default: {DEFAULT_OUT})")
-    report.add_argument("--k", type=int, default=10,
-                        help="neighbours of the kNN vote behind the outliers, 1 to N - 1 (default: 10)")
+    report.add_argument("--k", type=int, default=None,
+                        help="neighbours of the kNN votes: the run's own, fixed when it is evaluated (default); "
+                             "another value is refused (rerun `repscope run --k K --reconfigure` to change it)")
 
     explore = sub.add_parser("explore", help="the explorer of a run folder: linked, interactive views of every "
                              "embedding (report/explore.html; the report stage also writes it)", parents=[verbosity])

@@ -7,6 +7,7 @@ and the line plots also as SVG.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -15,6 +16,20 @@ import numpy as np
 #: Scatter plots: one colour per class (matplotlib's tab10).
 PALETTE = "tab10"
 DPI = 110
+
+
+def _plain_text(draw):
+    """Run ``draw`` with mathtext off: names are text, so a ``$`` in a class or layer name
+    (``$^$``) is drawn as it is instead of parsed as mathematics, which may fail."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        from matplotlib import rc_context
+
+        with rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def _figure(width: float, height: float):
@@ -71,6 +86,7 @@ def _legend(target, classes: tuple[str, ...], **kwargs) -> None:
     target.legend(handles, classes, frameon=False, fontsize=8, handletextpad=0.2, **kwargs)
 
 
+@_plain_text
 def embedding_figure(points: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], title: str,
                      path: Path) -> list[Path]:
     """One embedding, coloured by class, with the class names beside it."""
@@ -82,6 +98,7 @@ def embedding_figure(points: np.ndarray, labels: np.ndarray, classes: tuple[str,
     return save(fig, path)
 
 
+@_plain_text
 def grid_figure(panels: list[tuple[str, np.ndarray | None]], labels: np.ndarray, classes: tuple[str, ...],
                 title: str, path: Path, columns: int = 8) -> list[Path]:
     """Several embeddings of the same points side by side; a None panel is left blank
@@ -106,6 +123,7 @@ def grid_figure(panels: list[tuple[str, np.ndarray | None]], labels: np.ndarray,
     return save(fig, path)
 
 
+@_plain_text
 def depth_figure(metric: str, depths: list[str], series: dict[str, tuple[np.ndarray, np.ndarray | None]],
                  title: str, note: str, path: Path) -> list[Path]:
     """One metric's per-layer average against depth; one line per network, error bars
@@ -134,6 +152,7 @@ class ImageRow:
     """A reusable figure of a few grey images in a row: the outlier figures are many
     and small, so one figure is redrawn instead of built for each."""
 
+    @_plain_text
     def __init__(self, count: int, shape: tuple[int, ...]) -> None:
         self.fig = _figure(1.9 * count, 2.45)
         self.axes = [self.fig.add_subplot(1, count, i + 1) for i in range(count)]
@@ -144,6 +163,7 @@ class ImageRow:
         self.title = self.fig.suptitle("", fontsize=8)
         self.fig.subplots_adjust(left=0.02, right=0.98, top=0.74, bottom=0.02, wspace=0.08)
 
+    @_plain_text
     def draw(self, images: list[np.ndarray], captions: list[str], title: str, path: Path) -> list[Path]:
         for image, artist, ax, caption in zip(images, self.images, self.axes, captions):
             artist.set_data(image)
@@ -152,6 +172,7 @@ class ImageRow:
         return save(self.fig, path)
 
 
+@_plain_text
 def filter_figure(image: np.ndarray, maps: dict[str, np.ndarray], title: str, path: Path,
                   columns: int = 8) -> list[Path]:
     """An input image and its feature maps: the input first, then each layer's maps,
@@ -187,6 +208,7 @@ def filter_figure(image: np.ndarray, maps: dict[str, np.ndarray], title: str, pa
     return save(fig, path)
 
 
+@_plain_text
 def cka_figure(layers: list[str], matrices: dict[str, np.ndarray], across: np.ndarray, title: str, note: str,
                path: Path) -> list[Path]:
     """Heat maps of linear CKA between the layers of each network (``matrices``: network ->

@@ -19,17 +19,17 @@ import math
 import os
 import re
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..kernels import knn_votes
 from ..store import NETWORKS, Representation, RunStore, array_key, embedding_key, is_url, original_key
-from .errors import MissingDataError, SettingsError
+from .errors import DataError, MissingDataError, SettingsError
 from .evaluate import METRICS_CSV
 from .findings import SEPARATION, Confusion, Depths, check_findings, cells_by_run, layer_average
 from .jobs import K
@@ -46,10 +46,94 @@ FIGURES = "figures"
 FIGURE_VERSION = 1
 
 
+#: Longest slug kept whole; a longer one is cut and ends in a digest of the whole name.
+SLUG_LENGTH = 60
+#: The word between the two classes of an outlier figure's name.
+VOTED = "voted"
+
+
+def _digest(text: str) -> str:
+    """Eight hex digits of the sha256 of ``text``: the same for the same text on every run."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
 def slug(name: str) -> str:
-    """A file-name form of a representation or class name: ``conv/filter03`` ->
-    ``conv-filter03``, ``Top/Shirt`` -> ``top-shirt``."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    """A file-name form of a representation or class name, never empty.
+
+    Parameters
+    ----------
+    name : str
+        Any name.
+
+    Returns
+    -------
+    str
+        Lower-case letters, digits and single inner hyphens: ``conv/filter03`` ->
+        ``conv-filter03``, ``Top/Shirt`` -> ``top-shirt``. A name with no ASCII letter or
+        digit (``<!--``) is a digest of it; one longer than ``SLUG_LENGTH`` is cut and
+        ends in the digest. Different names may share a slug (``a/b``, ``a-b``):
+        :func:`file_names` gives a set of names distinct ones.
+    """
+    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    if not base:
+        return _digest(name)
+    if len(base) > SLUG_LENGTH:
+        return f"{base[:SLUG_LENGTH].rstrip('-')}-{_digest(name)}"
+    return base
+
+
+def file_names(names: Sequence[str], taken: Iterable[str] = ()) -> list[str]:
+    """Distinct, non-empty file names (without suffix) for a set of names, in their order.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Class or representation names; any text, duplicates included.
+    taken : iterable of str
+        File names already used in the same folder (``grid``), which none of the result is.
+
+    Returns
+    -------
+    list of str
+        Each name's :func:`slug` where no other name (nor ``taken``) has it, else the slug
+        and a digest of the name (``a/b``, ``a-b`` -> ``a-b-<8 hex>`` each); a name that
+        still meets another's (the same name twice) is numbered (``-2``, ``-3``, ...).
+        Letters, digits and hyphens only, so they are safe in a path and a link.
+    """
+    slugs = [slug(name) for name in names]
+    taken = set(taken)
+    counts = Counter(slugs)
+    stems = [s if counts[s] == 1 and s not in taken else f"{s}-{_digest(name)}" for s, name in zip(slugs, names)]
+    out = []
+    for stem in stems:
+        candidate, number = stem, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{stem}-{number}"
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def outlier_name(stem_a: str, stem_b: str) -> str:
+    """The file name (without suffix) of the figure of points of class a voted b.
+
+    Parameters
+    ----------
+    stem_a, stem_b : str
+        The two classes' names from :func:`file_names` (distinct for distinct classes).
+
+    Returns
+    -------
+    str
+        ``<a>-voted-<b>`` (``shirt-voted-t-shirt-top``); where a class's own name holds
+        the word ``voted`` (``x-voted-y`` voted ``z`` and ``x`` voted ``y-voted-z``), the
+        split would be ambiguous, so a digest of the pair is added.
+    """
+    name = f"{stem_a}-{VOTED}-{stem_b}"
+    if name.split("-").count(VOTED) > 1:
+        name = f"{name}-{_digest(json.dumps([stem_a, stem_b]))}"
+    return name
 
 
 def _key(*parts) -> str:
@@ -111,6 +195,16 @@ class RunFolder:
 
     def example_shape(self, dataset: str) -> tuple[int, ...]:
         return tuple(self.config["data"][dataset]["example_shape"])
+
+    @property
+    def k(self) -> int:
+        """The neighbours behind the run's numbers: the ``k`` of metrics.csv's rows (the
+        evaluate stage scores a whole run with one), else config.json's setting."""
+        values = {r["k"] for r in self.rows if r.get("k") is not None}
+        if len(values) > 1:
+            raise DataError(f"{self.path / METRICS_CSV} mixes k = {', '.join(map(str, sorted(values)))}; rerun "
+                            f"`repscope evaluate --out {self.path}` to score the whole run with one k")
+        return int(values.pop()) if values else int(self.config.get("settings", {}).get("k", K))
 
     def is_image(self, dataset: str) -> bool:
         return bool(self.config["data"][dataset].get("image"))
@@ -192,17 +286,19 @@ def _scatter_figures(run: RunFolder, cache: FigureCache, dataset: str, method: s
     base = f"{dataset}/{method}/seed{seed}"
     grid = run.grid(dataset)
     out = {"grids": {}, "singles": defaultdict(list), "beyond": None}
+    names = run.main(dataset) + run.beyond(dataset)
+    stems = dict(zip(names, file_names(names, taken=("grid",))))
 
     def fp(network, name):
         return run.fingerprint(embedding_key(dataset, seed, network, method, name))
 
     for network in NETWORKS:
-        for name in run.main(dataset) + run.beyond(dataset):
+        for name in names:
             if name == "original" and network != "trained":
                 continue
             if fp(network, name) is None:
                 continue
-            rel = f"{base}/{slug(name)}" if name == "original" else f"{base}/{network}/{slug(name)}"
+            rel = f"{base}/{stems[name]}" if name == "original" else f"{base}/{network}/{stems[name]}"
             title = f"{dataset}, {method}, seed {seed}: " + (name if name == "original" else f"{network} {name}")
             cache.add(rel, _key(fp(network, name)), lambda p, n=network, r=name, t=title: embedding_figure(
                 run.embedding(dataset, seed, n, method, r), labels, classes, t, p))
@@ -214,7 +310,7 @@ def _scatter_figures(run: RunFolder, cache: FigureCache, dataset: str, method: s
              else ("", None) for n in grid], labels, classes,
             f"{dataset}, {method}, {net} network, seed {seed}, N = {len(labels)}", p))
         out["grids"][network] = rel + ".png"
-    if out["singles"]["trained"][:1] == [("original", f"{base}/original.png")]:
+    if [name for name, _ in out["singles"]["trained"][:1]] == ["original"]:
         out["singles"]["untrained"].insert(0, out["singles"]["trained"][0])  # shared by both networks
     beyond = [(net, n) for n in run.beyond(dataset) for net in NETWORKS if fp(net, n) is not None]
     if beyond:
@@ -348,6 +444,7 @@ def _outliers(run: RunFolder, cache: FigureCache, dataset: str, method: str, see
     loo = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(loo, (labels, votes.left_out), 1)
     result = OutlierSet(Confusion(loo, classes))
+    stems = file_names(classes)
     fingerprint = run.fingerprint(embedding_key(dataset, seed, "trained", method, last))
     for a in range(len(classes)):
         for b in range(len(classes)):
@@ -369,7 +466,7 @@ def _outliers(run: RunFolder, cache: FigureCache, dataset: str, method: str, see
 
     for (a, b), wrong in result.members.items():
         outlier = int(wrong[0])
-        rel = f"{dataset}/{method}/seed{seed}/outliers/{slug(classes[a])}-voted-{slug(classes[b])}"
+        rel = f"{dataset}/{method}/seed{seed}/outliers/{outlier_name(stems[a], stems[b])}"
         result.figures[a, b] = (len(wrong), rel + ".png")
 
         def draw(path, a=a, b=b, outlier=outlier, count=len(wrong)):
@@ -421,12 +518,13 @@ def _filter_figures(run: RunFolder, cache: FigureCache, dataset: str, seed: int)
     classes = run.classes(dataset)
     labels = run.store.labels(dataset)
     out = []
+    stems = file_names(classes)
     for c, name in enumerate(classes[:FILTER_CLASSES]):
         hits = np.flatnonzero(labels == c)
         if hits.size == 0:
             continue
         row = int(hits[0])
-        rel = f"{dataset}/filters/seed{seed}/{slug(name)}"
+        rel = f"{dataset}/filters/seed{seed}/{stems[c]}"
 
         def draw(path, row=row, name=name):
             maps = {layer: run.store.read(key, (row, slice(None, count))) for (layer, key), count
@@ -502,15 +600,17 @@ def _layer_notes(run: RunFolder, dataset: str) -> dict:
     return {"depths": ", ".join(averaged), "maps": maps, "beyond": beyond}
 
 
-def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
+def build_report(run_dir: str | os.PathLike, k: int | None = None) -> Path:
     """Write ``<run_dir>/report/index.html`` and its figures; return the page's path.
 
     Parameters
     ----------
     run_dir : str or os.PathLike
         A run folder the evaluate stage has finished.
-    k : int
-        Neighbours of the kNN vote behind the outliers: 1 to N - 1.
+    k : int, optional
+        Neighbours of the kNN votes: the run's own (that of its metrics.csv, which is fixed
+        when the run is evaluated), which is also the default. The page shows the run's
+        numbers, so another value is refused rather than described beside them.
 
     Returns
     -------
@@ -520,34 +620,37 @@ def build_report(run_dir: str | os.PathLike, k: int = K) -> Path:
     Raises
     ------
     SettingsError
-        Where ``k`` is not a whole number from 1 to N - 1.
+        Where ``k`` is given and is not the run's k.
     MissingDataError
         Where ``run_dir`` is not a finished run folder (no config.json, metrics.csv or store).
     DataError
-        Where its config.json cannot be read.
+        Where its config.json cannot be read, or its metrics.csv mixes several k.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
         raise SettingsError(f"--k must be a whole number >= 1; got {k!r}")
     started = time.perf_counter()
     run = RunFolder.open(run_dir)
+    if k is not None and k != run.k:  # the page would say k beside numbers computed with another
+        again = (f"`repscope run --out {run.path} --k {k} --reconfigure`" if run.config.get("settings", {}).get("preset")
+                 else f"repscope.analyze(..., out={str(run.path)!r}, k={k}) (the run was made in Python)")
+        raise SettingsError(f"--k {k}: the numbers of {run.path} were computed with k = {run.k}, which is fixed when "
+                            f"a run is evaluated; leave --k out, or score the run again with k = {k}: {again}")
+    k = run.k
     sizes = {dataset: len(run.store.labels(dataset)) for dataset in run.datasets}
-    if k >= min(sizes.values(), default=k + 1):
-        n = min(sizes.values())
-        raise SettingsError(f"--k must be less than N = {n}, the points of {min(sizes, key=sizes.get)} (a point's "
-                            f"neighbours are the other points); got {k}; give --k {n - 1} or less")
     report = run.path / REPORT
     cache = FigureCache(report / FIGURES)
     log.info("report %s: datasets %s, methods %s, seeds %s", report, ",".join(run.datasets),
              ",".join(run.methods), ",".join(map(str, run.seeds)))
     sections, confusions, missing = [], {}, []
+    ids = dict(zip(run.datasets, file_names(run.datasets)))
     for dataset in run.datasets:
         n = sizes[dataset]
-        section = {"dataset": dataset, "id": slug(dataset), "n": n, "classes": run.classes(dataset), "methods": [],
+        section = {"dataset": dataset, "id": ids[dataset], "n": n, "classes": run.classes(dataset), "methods": [],
                    "cka": _cka_figures(run, cache, dataset),
                    "last": run.depths[dataset].last, "layers": _layer_notes(run, dataset),
                    "filters": {seed: _filter_figures(run, cache, dataset, seed) for seed in run.seeds}}
         for method in run.methods:
-            part = {"method": method, "id": f"{slug(dataset)}-{method}", "depth": _depth_figures(run, cache, dataset, method),
+            part = {"method": method, "id": f"{ids[dataset]}-{method}", "depth": _depth_figures(run, cache, dataset, method),
                     "seeds": {}, "outliers": {}}
             for seed in run.seeds:
                 part["seeds"][seed] = _scatter_figures(run, cache, dataset, method, seed)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +17,7 @@ import pytest
 
 from repscope.engine.findings import SEPARATION, Confusion, Depths, check_findings
 from repscope.engine.presets.study import FILTERS, REPRESENTATIONS, finding1, finding2, finding3, finding4
-from repscope.engine.report import build_report, slug
+from repscope.engine.report import build_report, file_names, outlier_name, slug
 from repscope.engine.tables import read_metrics_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +181,96 @@ def test_slugs():
     assert slug("layer1/all") == "layer1-all"
     assert slug("T-shirt/top") == "t-shirt-top"
     assert slug("Ankle boot") == "ankle-boot"
+
+
+#: Class names that no letter or digit names, that share a slug, that hold HTML or mathtext.
+HOSTILE = ("<!--", "-->", "", "a/b", "a-b", "A-B", "a b", 'A&B "q"', "<b>&amp;</b>", "$^$", "\u732b", "\u72ac",
+           "same", "same", "grid", "x-voted-y", "x", "y-voted-z", "z", "voted", "v" * 300, "v" * 301)
+FILE_NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+def test_file_names_are_distinct_and_non_empty_for_any_class_names():
+    names = list(HOSTILE)
+    names.append(file_names(["a/b", "a-b"])[0])  # a name made to meet another's digested form
+    stems = file_names(names, taken=("grid",))
+    assert len(set(stems)) == len(names) and "grid" not in stems
+    assert all(FILE_NAME.fullmatch(s) and len(s) <= 80 for s in stems), stems
+    assert stems == file_names(names, taken=("grid",))  # stable: the same names, the same files
+    assert file_names(FASHION) == [slug(c) for c in FASHION]  # names with their own slugs keep them
+    assert slug("<!--") and slug("<!--") != slug("-->") and slug("") != ""
+
+
+def test_outlier_figures_have_one_file_per_ordered_class_pair():
+    stems = file_names(HOSTILE)
+    pairs = [outlier_name(stems[a], stems[b]) for a in range(len(HOSTILE)) for b in range(len(HOSTILE)) if a != b]
+    assert len(set(pairs)) == len(pairs)
+    assert all(FILE_NAME.fullmatch(p) for p in pairs)
+    shirt, tshirt = file_names(FASHION)[6], file_names(FASHION)[0]
+    assert outlier_name(shirt, tshirt) == "shirt-voted-t-shirt-top"
+
+
+#: A small run's classes: no letter or digit, one slug for two names, HTML and mathtext.
+ADVERSARIAL = ("<!--", "a/b", "a-b", 'A&B "q"', "$^$")
+ADVERSARIAL_K = 5  # not the default (10), so a report that ignores the run's k shows it
+
+
+@pytest.fixture(scope="module")
+def adversarial_run(tmp_path_factory):
+    """An untrained MLP on small images of the ADVERSARIAL classes, t-SNE only, scored with
+    k = ADVERSARIAL_K; the report is left to the tests (a few seconds)."""
+    import torch
+    from torch import nn
+
+    import repscope
+
+    folder = tmp_path_factory.mktemp("adversarial")
+    labels = np.repeat(np.arange(len(ADVERSARIAL)), 21)
+    images = (np.random.default_rng(0).random((len(labels), 6, 6)) * 200 + labels[:, None, None] * 10)
+    np.savez(folder / "adv.npz", x=images.astype(np.uint8), y=labels, classes=np.array(ADVERSARIAL))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)  # the untrained copy is the run seed's (0) initialisation
+        net = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.ReLU(), nn.Linear(8, len(ADVERSARIAL)))
+        run = repscope.analyze(net, str(folder / "adv.npz"), layers=["2"], methods=["tsne"], n=len(labels),
+                               seeds=[0], out=folder / "run", workers=0, k=ADVERSARIAL_K, report=False)
+    return run.path
+
+
+def test_the_report_shows_the_runs_k_and_refuses_another(adversarial_run, capsys, tmp_path):
+    from repscope.engine import cli
+    from repscope.engine.errors import EXIT_USAGE, SettingsError
+
+    capsys.readouterr()
+    assert cli.main(["report", "--out", str(adversarial_run), "--k", "10"]) == EXIT_USAGE
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "--k 10" in line and f"k = {ADVERSARIAL_K}" in line
+    assert "repscope.analyze(" in line and "k=10)" in line  # the run was made in Python: the way to rescore it
+    made_from_a_run_file = shutil.copytree(adversarial_run, tmp_path / "run", ignore=shutil.ignore_patterns("report"))
+    config = json.loads((made_from_a_run_file / "config.json").read_text())
+    config["settings"]["preset"] = "smoke"
+    (made_from_a_run_file / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SettingsError, match=f"computed with k = {ADVERSARIAL_K}.*--k 10 --reconfigure"):
+        build_report(made_from_a_run_file, 10)
+    for k in (None, ADVERSARIAL_K):  # the default is the run's k; the run's k given is accepted
+        html = build_report(adversarial_run, k).read_text()
+        assert f"whose {ADVERSARIAL_K} nearest neighbours" in html and "whose 10 nearest" not in html
+
+
+def test_hostile_class_names_give_one_figure_per_link_and_escaped_text(adversarial_run):
+    page_path = build_report(adversarial_run)
+    html = page_path.read_text()
+    page = Page()
+    page.feed(html)
+    assert "<!--" not in html and "&lt;!--" in html and "A&amp;B" in html
+    for rel in page.files:
+        assert (page_path.parent / rel).is_file(), rel
+    matrix = next(t for t in page.tables if t["rows"] and t["rows"][0][:1] == ["a \\ b"])
+    assert matrix["rows"][0][1:] == list(ADVERSARIAL) and [r[0] for r in matrix["rows"][1:]] == list(ADVERSARIAL)
+    pairs = sum(bool(re.match(r"\d", cell)) for a, row in enumerate(matrix["rows"][1:]) for b, cell in
+                enumerate(row[1:]) if a != b)
+    outliers = page_path.parent / "figures/adv/tsne/seed0/outliers"
+    linked = {f for f in page.files if "/outliers/" in f}
+    assert pairs > len(ADVERSARIAL)  # enough pairs that the old names met
+    assert len(linked) == pairs == len(list(outliers.glob("*.png")))
 
 
 @pytest.mark.network
