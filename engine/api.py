@@ -194,10 +194,17 @@ def analyze(
     from .sources import open_source
 
     sources = list(data) if isinstance(data, (list, tuple)) else [data]
+    opened = []  # checked before anything is written under out/ (a model object's weights are)
+    for s in sources:
+        try:
+            opened.append(open_source(s, data_root, fetch=n is None))
+        except MissingDataError:
+            if n is None:
+                raise  # N needs its size
     spec = model_spec(model, layers, transform=transform, checkpoint=checkpoint, out=out,
                       train=train or recipe is not None)
     if n is None:
-        n = min(5_000, min(len(open_source(s, data_root).train) for s in sources))
+        n = min(5_000, min(len(source.train) for source in opened))
     settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),
                             seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root,
                             tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, metrics=metrics,

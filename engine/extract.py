@@ -142,6 +142,7 @@ def extract(
 
     store_path = store_location(run_dir)
     store = RunStore(store_path)
+    store.repair_groups()  # groups whose zarr.json is cut short or missing (the stages write their attributes again)
     started = time.perf_counter()
     wrote = _fill(store, source, source.train, _targets(spec, source, seed, n, shapes, ckpt, nets), n, seed,
                   spec, nets, device, store_path)

@@ -23,9 +23,11 @@ spec                                       source
 
 Examples are uint8 (kept as they are, memory-mapped where the file allows it) or
 float32; ``Split.rows`` reads a block of rows into memory, with plain file I/O for a
-memory-mapped file so that streaming through a large file keeps memory flat. Nothing
-here downloads anything: data that is not on disk raises ``MissingDataError`` naming
-what to do.
+memory-mapped file so that streaming through a large file keeps memory flat. Float
+examples are checked for NaN and Inf when a source is opened, a block of rows at a
+time, before any work: one that holds any raises ``DataError`` naming the array, how
+many examples hold them and the first. Nothing here downloads anything: data that is
+not on disk raises ``MissingDataError`` naming what to do.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ DIGITS_FOLD = 5
 DIGITS_TEST_REMAINDER = 4
 
 _TORCHVISION_PREFIX = "torchvision:"
+
+#: Rows read at once when float examples are checked for NaN and Inf (``check_finite``).
+FINITE_BLOCK_ROWS = 4096
 
 
 # --------------------------------------------------------------------------- types
@@ -203,7 +208,7 @@ def open_source(
     DataError
         Unreadable files, labels that do not match the examples or are not
         non-negative integers, too few class names, examples without a feature
-        dimension.
+        dimension, float examples that hold NaN or Inf.
 
     Examples
     --------
@@ -430,10 +435,69 @@ def _examples(array: np.ndarray, origin: str, scale: float | None) -> tuple[np.n
     if array.dtype == np.uint8:
         return array, 255.0 if scale is None else scale
     if kind in "fiub":
-        # Floats are cast (a no-op for float32, which then stays memory-mapped); other
-        # integer dtypes are not assumed to be pixels: give uint8, or a scale.
-        return np.asarray(array, dtype=np.float32), 1.0 if scale is None else scale
+        # Floats are cast (not float32, which is kept: a memory-mapped file stays one, read
+        # with plain file I/O); other integer dtypes are not assumed to be pixels: give uint8,
+        # or a scale. A wider float beyond float32's range becomes Inf, which check_finite names.
+        if array.dtype != np.float32:
+            with np.errstate(over="ignore"):
+                array = np.asarray(array, dtype=np.float32)
+        return array, 1.0 if scale is None else scale
     raise DataError(f"{origin}: examples of dtype {array.dtype} are not numbers; give uint8 or float arrays")
+
+
+def check_finite(examples: np.ndarray, origin: str, block_rows: int = FINITE_BLOCK_ROWS,
+                 given_as: np.dtype | None = None) -> None:
+    """Raise DataError where float examples hold NaN or Inf, a block of rows at a time.
+
+    Integer examples (uint8 images) cannot hold either and are not read. Each block is
+    read as ``Split.rows`` reads it (plain file I/O for a memory-mapped file), so memory
+    stays flat in the number of examples; a block's minimum and maximum find a NaN or an
+    Inf in it, and only such a block is searched row by row.
+
+    Parameters
+    ----------
+    examples : numpy.ndarray
+        ``(n, *example_shape)`` examples, as a split holds them.
+    origin : str
+        The array's name in the message (file and key).
+    block_rows : int, default FINITE_BLOCK_ROWS
+        Rows read at once.
+    given_as : numpy.dtype, optional
+        The dtype the examples were given as, where they were cast to float32: a wider
+        float's values beyond float32's range became Inf, which the message then says.
+
+    Raises
+    ------
+    DataError
+        Naming ``origin``, how many examples hold NaN or Inf, the first of them and the fix.
+
+    Examples
+    --------
+    >>> x = np.zeros((5, 3), np.float32); x[[1, 3], 2] = [np.nan, np.inf]
+    >>> check_finite(x, "data.npz[x]")
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.DataError: data.npz[x]: 2 of the 5 examples hold NaN or Inf values (the first is example 1); replace them (numpy.nan_to_num) or drop those examples, and save the data again
+    """
+    if examples.dtype.kind != "f" or examples.size == 0:
+        return
+    bad, first = 0, -1
+    for start in range(0, examples.shape[0], block_rows):
+        block = _read_block(examples, start, start + block_rows).reshape(-1, int(np.prod(examples.shape[1:])))
+        if np.isfinite(block.min()) and np.isfinite(block.max()):  # NaN and +-Inf reach one of them
+            continue
+        rows = np.flatnonzero(~np.isfinite(block).all(axis=1))
+        if first < 0:
+            first = start + int(rows[0])
+        bad += len(rows)
+    if bad:
+        wide = given_as is not None and given_as.kind == "f" and given_as.itemsize > 4
+        cast = f" (or {given_as} values beyond float32's range, +-3.4e38, which become Inf)" if wide else ""
+        verb = "holds" if bad == 1 else "hold"
+        raise DataError(
+            f"{origin}: {bad} of the {examples.shape[0]} examples {verb} NaN or Inf values{cast} (the first is "
+            f"example {first}); replace them (numpy.nan_to_num) or drop those examples, and save the data again"
+        )
 
 
 def _labels(array: np.ndarray, origin: str) -> np.ndarray:
@@ -457,7 +521,9 @@ def _labels(array: np.ndarray, origin: str) -> np.ndarray:
 
 def _split(examples: np.ndarray, labels: np.ndarray, x_origin: str, y_origin: str,
            scale: float | None) -> tuple[Split, float]:
+    given_as = examples.dtype
     examples, scale = _examples(examples, x_origin, scale)
+    check_finite(examples, x_origin, given_as=given_as)
     labels = _labels(labels, y_origin)
     if len(labels) != len(examples):
         raise DataError(

@@ -3,7 +3,10 @@
 Each complete array is checked chunk by chunk (every chunk there, its crc32c checksum,
 and the array's digest: see :mod:`repscope.store.runstore`). A damaged array is marked
 incomplete, so the next run rebuilds it (and, where its bytes change, what was computed
-from it); nothing else is touched.
+from it); nothing else is touched. Every node's metadata (``zarr.json``) is read on its
+own: an array or group whose metadata is cut short, corrupt or missing is named as
+damaged too; the next run rebuilds such an array (it counts as absent) and recreates such
+a group's metadata. Only the root group's is recreated at once (nothing opens without it).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from ..store import RunStore, Verified
+from ..store import DamagedNode, RunStore, Verified
 from .errors import MissingDataError
 from .progress import progress_bar
 from .runinfo import CONFIG, store_location
@@ -23,15 +26,18 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class VerifyReport:
-    """What ``verify_run`` found: every array's result, and the time it took."""
+    """What ``verify_run`` found: every array's result, the groups whose metadata is
+    damaged, and the time it took."""
 
     store: str
     arrays: list[Verified] = field(default_factory=list)
+    groups: list[DamagedNode] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
-    def damaged(self) -> list[Verified]:
-        return [v for v in self.arrays if v.problem not in (None, "incomplete")]
+    def damaged(self) -> list[Verified | DamagedNode]:
+        """The damaged arrays, then the groups with damaged metadata (each has ``key`` and ``problem``)."""
+        return [v for v in self.arrays if v.problem not in (None, "incomplete")] + self.groups
 
     @property
     def incomplete(self) -> list[Verified]:
@@ -43,14 +49,17 @@ class VerifyReport:
 
     def summary(self) -> str:
         """One line: how much was read, how fast, and what was found."""
-        sound = len(self.arrays) - len(self.damaged) - len(self.incomplete)
+        arrays = len(self.damaged) - len(self.groups)
+        sound = len(self.arrays) - arrays - len(self.incomplete)
         rate = self.nbytes / 1e6 / self.seconds if self.seconds else float("nan")
         line = (f"{self.store}: {sound} of {len(self.arrays)} arrays verified sound ({self.nbytes / 1e6:.1f} MB "
                 f"in {self.seconds:.2f} s, {rate:.0f} MB/s)")
         if self.incomplete:
             line += f"; {len(self.incomplete)} incomplete (a rerun finishes them)"
-        if self.damaged:
-            line += f"; {len(self.damaged)} DAMAGED, now marked incomplete: a rerun rebuilds them"
+        if arrays:
+            line += f"; {arrays} DAMAGED, now counted incomplete: a rerun rebuilds them"
+        if self.groups:
+            line += f"; {len(self.groups)} group(s) with DAMAGED metadata: a rerun recreates them"
         return line
 
 
@@ -71,14 +80,20 @@ def verify_run(run_dir: str | os.PathLike) -> VerifyReport:
     if not (os.path.isfile(os.path.join(run_dir, CONFIG))):
         raise MissingDataError(f"{run_dir} is not a run folder (it has no {CONFIG}); give the --out of a run")
     location = store_location(run_dir)
-    store = RunStore(location)
-    report = VerifyReport(str(location))
     started = time.perf_counter()
-    for key in progress_bar(store.keys(), desc="verify", unit="array"):
-        result = store.verify(key)
-        report.arrays.append(result)
-        if result.problem not in (None, "incomplete"):
-            log.error("%s: %s", key, result.problem)
+    store = RunStore(location)  # an unreadable root group is recreated here
+    report = VerifyReport(str(location), groups=[DamagedNode(n.key or "(root)", n.kind, f"{n.problem}; recreated")
+                                                 for n in store.repaired])
+    keys, damaged = store.scan()
+    for node in damaged:
+        if node.kind == "array":  # counts as absent: the stage that writes it rebuilds it
+            report.arrays.append(Verified(node.key, 0, 0, 0.0, node.problem))
+        else:
+            report.groups.append(node)
+    for key in progress_bar(keys, desc="verify", unit="array"):
+        report.arrays.append(store.verify(key))
+    for node in report.damaged:
+        log.error("%s: %s", node.key, node.problem)
     report.seconds = time.perf_counter() - started
     log.info("%s", report.summary())
     return report

@@ -18,6 +18,13 @@ stored byte and checks both. An array that fails is marked incomplete (with the 
 under ``damaged``) and ``DamagedArrayError`` names it, so the stage that writes it
 rebuilds it on the next run. Arrays of an earlier format (without checksums) count as
 incomplete and are rebuilt.
+
+Metadata is checked too. ``scan`` walks the store folder by folder, reading each node's
+``zarr.json`` on its own, so one that is cut short, corrupt or missing is named
+(``DamagedNode``) instead of stopping the walk. An array whose metadata does not read
+counts as absent, so the stage that writes it rebuilds it; a group's metadata holds only
+attributes that the stages write again, so ``repair_groups`` (called by extraction) and
+``ensure_groups`` recreate it, and the root group is recreated when the store is opened.
 """
 
 from __future__ import annotations
@@ -55,8 +62,12 @@ COMPRESSORS = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
 #: Every array is opened so that a chunk of fill values is written, not left out: a missing
 #: chunk is then always damage.
 _CONFIG = {"write_empty_chunks": True}
-#: Chunks fetched at once when verifying or digesting.
+#: Chunks fetched at once when verifying or digesting; metadata files read at once by ``scan``.
 _BATCH = 64
+#: A node's metadata file, and how its kind is told from a part of one.
+_META = "zarr.json"
+_NODE_TYPE = re.compile(rb'"node_type"\s*:\s*"(array|group)"')
+_KINDS = ("array", "group")
 
 
 class DamagedArrayError(ValueError):
@@ -65,6 +76,15 @@ class DamagedArrayError(ValueError):
 
     #: The command line's exit code for data errors.
     exit_code = 3
+
+
+@dataclass
+class DamagedNode:
+    """An array or group whose ``zarr.json`` is cut short, corrupt or missing (``scan``)."""
+
+    key: str
+    kind: str  # "array" or "group"
+    problem: str
 
 
 @dataclass
@@ -114,7 +134,19 @@ class RunStore:
         self.path = location if is_url(location) else Path(location)
         # fsspec's local file system does not create folders unless asked; object stores have none
         options = {"storage_options": {"auto_mkdir": True}} if str(location).startswith("file://") else {}
-        self.root = zarr.open_group(str(self.path), mode="a", zarr_format=3, **options)
+        #: Groups whose metadata was found damaged and recreated by this handle.
+        self.repaired: list[DamagedNode] = []
+        try:
+            self.root = zarr.open_group(str(self.path), mode="a", zarr_format=3, **options)
+        except Exception:
+            try:
+                problem = self._root_problem(options.get("storage_options", {}))
+            except Exception:  # not a damaged root (a store that cannot be reached): the error above stands
+                problem = None
+            if problem is None:
+                raise
+            self.root = zarr.open_group(str(self.path), mode="a", zarr_format=3, **options)
+            self._note_repair(DamagedNode("", "group", problem))
 
     # ------------------------------------------------------------------ writing
 
@@ -204,13 +236,18 @@ class RunStore:
             node = self.root[key]
         except KeyError:
             node = self.root.require_group(key)
+        except Exception:  # its metadata cut short: recreated (a group's holds only these attributes)
+            problem = self._metadata_problem(key)
+            if problem is None:
+                raise
+            node = self._recreate_group(DamagedNode(key, "group", problem))
         node.attrs.update(_normalise(attributes))
 
     def attributes(self, key: str) -> dict:
         """The plain attributes of the array or group ``key`` ({} where there is nothing)."""
         try:
             return dict(self.root[key].attrs)
-        except KeyError:
+        except (KeyError, ValueError, TypeError):  # absent, or its metadata unreadable: nothing recorded
             return {}
 
     def info(self, key: str) -> dict | None:
@@ -225,9 +262,154 @@ class RunStore:
         return {} if info is None else {**info.get("fingerprint", {}), "digest": info.get("digest")}
 
     def ensure_groups(self, *paths: str) -> None:
-        """Create groups (and their parents) before parallel writers add arrays under them."""
+        """Create groups (and their parents) before parallel writers add arrays under them; a
+        group among them whose metadata is cut short, corrupt or missing is recreated."""
+        done = set()
         for path in paths:
-            self.root.require_group(path)
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts) + 1):
+                group = "/".join(parts[:depth])
+                if group not in done:
+                    done.add(group)
+                    self._require_group(group)
+
+    def _require_group(self, key: str) -> zarr.Group:
+        """Group ``key``, made where there is nothing and recreated where its metadata is unreadable."""
+        try:
+            return self.root.require_group(key)
+        except Exception:
+            problem = self._metadata_problem(key)
+            if problem is None:
+                raise
+            return self._recreate_group(DamagedNode(key, "group", problem))
+
+    def _metadata_problem(self, key: str) -> str | None:
+        """What is wrong with the ``zarr.json`` of node ``key`` (None where it reads, or is absent)."""
+        store, base = self.root.store_path.store, self.root.store_path.path
+        buffer = sync(store.get("/".join(p for p in (base, key, _META) if p), default_buffer_prototype()))
+        return None if buffer is None else _parse(buffer.to_bytes())[1]
+
+    def scan(self) -> tuple[list[str], list[DamagedNode]]:
+        """Walk the whole store, reading every node's ``zarr.json`` on its own.
+
+        Returns
+        -------
+        arrays : list of str
+            Every array the engine wrote (complete or not) whose metadata reads, sorted.
+        damaged : list of DamagedNode
+            Every array or group whose ``zarr.json`` is cut short, corrupt or not Zarr
+            metadata, and every folder that holds nodes (or chunks) but no ``zarr.json``;
+            sorted by key. The walk goes on below a damaged group.
+        """
+        store, base = self.root.store_path.store, self.root.store_path.path
+        prototype = default_buffer_prototype()
+
+        def full(key: str) -> str:
+            return "/".join(p for p in (base, key) if p)
+
+        async def listing(key: str) -> list[str]:
+            """The names in folder ``key`` but its own ``zarr.json`` (none for a file)."""
+            try:
+                names = [name async for name in store.list_dir(full(key))]
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+            return [name for name in names if name and "/" not in name and name != _META]
+
+        async def children(group: str) -> list[str]:
+            return [f"{group}/{name}".lstrip("/") for name in await listing(group)]
+
+        async def metadata(key: str) -> bytes | None:
+            buffer = await store.get(full(f"{key}/{_META}"), prototype)
+            return None if buffer is None else buffer.to_bytes()
+
+        async def below(key: str) -> str | None:
+            """``group`` where a node's metadata lies below ``key``, ``array`` where only chunks do."""
+            names = await listing(key)
+            for name in names:
+                if await store.exists(full(f"{key}/{name}/{_META}")):
+                    return "group"
+                if name != "c" and await below(f"{key}/{name}") == "group":  # "c": an array's chunks
+                    return "group"
+            return "array" if "c" in names else None
+
+        async def kind_of(key: str, raw: bytes) -> str:
+            """The kind of node whose metadata ``raw`` does not read: as far as it says, else by what is below."""
+            found = _NODE_TYPE.search(raw)
+            if found:
+                return found.group(1).decode()
+            return await below(key) or ("array" if b'"shape"' in raw or b'"data_type"' in raw else "group")
+
+        async def walk() -> tuple[list[str], list[DamagedNode]]:
+            arrays, damaged, level = [], [], [""]
+            while level:
+                listed = await asyncio.gather(*(children(g) for g in level))
+                keys = [k for names in listed for k in names]
+                level = []
+                for a in range(0, len(keys), _BATCH):
+                    batch = keys[a:a + _BATCH]
+                    for key, raw in zip(batch, await asyncio.gather(*(metadata(k) for k in batch))):
+                        if raw is None:
+                            kind = await below(key)
+                            if kind is None:
+                                continue  # a stray file or an empty folder: no node
+                            damaged.append(DamagedNode(key, kind, f"its {_META} is missing"))
+                        else:
+                            meta, problem = _parse(raw)
+                            if problem is not None:
+                                kind = await kind_of(key, raw)
+                                damaged.append(DamagedNode(key, kind, problem))
+                            else:
+                                kind = meta["node_type"]
+                                attributes = meta.get("attributes")
+                                if kind == "array" and isinstance(attributes, dict) and _ATTR in attributes:
+                                    arrays.append(key)
+                        if kind == "group":
+                            level.append(key)
+            return sorted(arrays), sorted(damaged, key=lambda node: node.key)
+
+        # zarr's own bridge from its asynchronous store interface (what its synchronous API uses)
+        return sync(walk())
+
+    def repair_groups(self) -> list[DamagedNode]:
+        """Recreate the metadata of every group whose ``zarr.json`` is cut short, corrupt or
+        missing, without attributes (the stages that record attributes on a group write them
+        again; the arrays below it are not touched).
+
+        Returns
+        -------
+        list of DamagedNode
+            The groups recreated (with the root, where opening the store recreated it).
+        """
+        fixed = [node for node in self.scan()[1] if node.kind == "group"]
+        for node in fixed:
+            self._recreate_group(node)
+        return self.repaired[:]
+
+    def _recreate_group(self, node: DamagedNode) -> zarr.Group:
+        store, base = self.root.store_path.store, self.root.store_path.path
+        sync(store.delete("/".join(p for p in (base, node.key, _META) if p)))
+        group = self.root.require_group(node.key)
+        self._note_repair(node)
+        return group
+
+    def _note_repair(self, node: DamagedNode) -> None:
+        self.repaired.append(node)
+        log.warning("%s: group metadata damaged (%s); recreated it without attributes (the run writes them again)",
+                    "/".join(p for p in (str(self.path), node.key) if p), node.problem)
+
+    def _root_problem(self, storage_options: dict) -> str | None:
+        """What is wrong with the root group's ``zarr.json`` (None where nothing is); an
+        unreadable one is deleted, so that opening the store recreates it."""
+        from zarr.storage import FsspecStore, LocalStore
+
+        location = str(self.path)
+        store = FsspecStore.from_url(location, storage_options=storage_options) if is_url(location) \
+            else LocalStore(location)
+        buffer = sync(store.get(_META, default_buffer_prototype()))
+        problem = None if buffer is None else _parse(buffer.to_bytes())[1]
+        if problem is not None:
+            sync(store.delete(_META))
+        return problem
 
     # ------------------------------------------------------------------ flags
 
@@ -238,10 +420,15 @@ class RunStore:
         self.root.require_group(f"{_FLAGS}/{group}/{_flag_name(name)}")
 
     def has_flag(self, group: str, name: str) -> bool:
+        key = f"{_FLAGS}/{group}/{_flag_name(name)}"
         try:
-            self.root[f"{_FLAGS}/{group}/{_flag_name(name)}"]
+            self.root[key]
         except KeyError:
             return False
+        except Exception:
+            if self._metadata_problem(key) is None:
+                raise
+            return True  # made, and its metadata cut short: the flag was set
         return True
 
     def clear_flags(self, group: str) -> None:
@@ -311,9 +498,9 @@ class RunStore:
         return Verified(key, array.nchunks, nbytes, time.perf_counter() - started, problem)
 
     def keys(self) -> list[str]:
-        """Every array the engine wrote (complete or not), in store order."""
-        return sorted(path for path, node in self.root.members(max_depth=None)
-                      if isinstance(node, zarr.Array) and _ATTR in node.attrs)
+        """Every array the engine wrote (complete or not) whose metadata reads, in store order
+        (``scan`` also names the nodes whose metadata does not)."""
+        return self.scan()[0]
 
     # ------------------------------------------------------------------ reading
 
@@ -394,6 +581,18 @@ class RunStore:
             block = block.astype(np.float32)
             return block / np.float32(scale) if scale != 1.0 else block
         return block.astype(np.float32, copy=False)
+
+
+def _parse(raw: bytes) -> tuple[dict | None, str | None]:
+    """A node's ``zarr.json`` as a mapping, or None and what is wrong with it, in one line."""
+    try:
+        meta = json.loads(raw)
+        if not isinstance(meta, dict) or meta.get("node_type") not in _KINDS:
+            raise ValueError("not Zarr metadata")
+    except (ValueError, RecursionError) as exc:
+        text = " ".join(str(exc).split())
+        return None, f"its {_META} is cut short or corrupt ({type(exc).__name__}: {text[:160]})"
+    return meta, None
 
 
 def _digest(trailers) -> str:

@@ -224,3 +224,49 @@ def test_a_rerun_with_nothing_to_do_keeps_the_stage_timings(tiny_run, tmp_path):
     latest = {r["stage"]: r["work"] for r in after["stage_runs"][-5:]}
     assert latest == {"fetch": True, "train": False, "extract": False, "embed": False, "evaluate": True}
     assert len(after["stage_runs"]) == len(before["stage_runs"]) + 5
+
+
+# ------------------------------------------------------------------ damaged metadata (zarr.json)
+
+
+def _cut_short(path: Path, keep: int = 40) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def _verify_cli(run: Path, capsys) -> tuple[int, str]:
+    from repscope.engine import cli
+
+    capsys.readouterr()
+    code = cli.main(["-q", "verify", "--out", str(run)])
+    return code, capsys.readouterr().err
+
+
+def test_a_truncated_embedding_metadata_is_named_by_verify_and_rebuilt(tiny_run, tmp_path, capsys):
+    run = _copy(tiny_run, tmp_path / "run")
+    key = embedding_key("digits", 42, "trained", "tsne", "2")
+    _cut_short(run / "store.zarr" / key / "zarr.json")
+    code, err = _verify_cli(run, capsys)
+    assert code == 3 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {key}: its zarr.json is cut short or corrupt")
+    _analyze(run)  # the embedding is computed again: the same bytes, the same numbers
+    assert (run / "metrics.csv").read_bytes() == (tiny_run / "metrics.csv").read_bytes()
+    assert _chunk(run / "store.zarr", key).read_bytes() == _chunk(tiny_run / "store.zarr", key).read_bytes()
+    report = verify_run(run)
+    assert not report.damaged and not report.incomplete and key in [v.key for v in report.arrays]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_damaged_group_metadata_is_named_by_verify_and_recreated(tiny_run, tmp_path, capsys, damage):
+    run = _copy(tiny_run, tmp_path / "run")
+    group = "digits/seed42/trained/embeddings"
+    meta = run / "store.zarr" / group / "zarr.json"
+    _cut_short(meta) if damage == "truncated" else meta.unlink()
+    code, err = _verify_cli(run, capsys)
+    problem = "is cut short or corrupt" if damage == "truncated" else "is missing"
+    assert code == 3 and "Traceback" not in err and f"error: {group}: its zarr.json {problem}" in err
+    assert len(verify_run(run).arrays) == 8  # the arrays below it are still found and checked
+    _analyze(run)
+    assert meta.read_bytes() == (tiny_run / "store.zarr" / group / "zarr.json").read_bytes()
+    assert (run / "metrics.csv").read_bytes() == (tiny_run / "metrics.csv").read_bytes()
+    assert not verify_run(run).damaged

@@ -287,6 +287,79 @@ def test_bad_npz_content(tmp_path, arrays, message):
     assert "bad.npz" in str(info.value) and "\n" not in str(info.value)
 
 
+# --------------------------------------------------------------------------- NaN and Inf
+
+
+def _with_nan_and_inf(n: int = 20) -> np.ndarray:
+    x = np.random.default_rng(5).normal(size=(n, 4, 4)).astype(np.float32)
+    x[7, 1, 2], x[3, 0, 0], x[12, 3, 3], x[12, 0, 1] = np.nan, np.inf, -np.inf, np.nan
+    return x
+
+
+def test_examples_with_nan_or_inf_are_refused_naming_how_many_and_the_first(tmp_path):
+    path = tmp_path / "holes.npz"
+    np.savez(path, x=_with_nan_and_inf(), y=_labels(20))
+    with pytest.raises(DataError) as info:
+        open_source(str(path))
+    message = str(info.value)
+    assert message.startswith(f"{path}[x]: 3 of the 20 examples hold NaN or Inf values (the first is example 3); "
+                              "replace them") and "\n" not in message and info.value.exit_code == 3
+    np.savez(path, x=_images(6).astype(np.float32), y=_labels(6), x_test=_with_nan_and_inf()[:4], y_test=_labels(4))
+    with pytest.raises(DataError, match=r"holes.npz\[x_test\]: 1 of the 4 examples holds NaN or Inf values "
+                                         r"\(the first is example 3\)"):
+        open_source(str(path))
+    wide = np.ones((5, 3))
+    wide[2, 1] = 1e39  # finite as float64, Inf as float32
+    np.save(tmp_path / "x.npy", wide)
+    np.save(tmp_path / "y.npy", _labels(5))
+    with pytest.raises(DataError, match=r"x.npy: 1 of the 5 examples holds NaN or Inf values "
+                                         r"\(or float64 values beyond float32's range"):
+        open_source({"source": "npy", "x": tmp_path / "x.npy", "y": tmp_path / "y.npy"})
+
+
+def test_the_finite_check_streams_a_memory_mapped_file_in_blocks(tmp_path, monkeypatch):
+    np.save(tmp_path / "x.npy", _with_nan_and_inf(20))
+    examples = np.load(tmp_path / "x.npy", mmap_mode="r")
+    blocks = []
+    monkeypatch.setattr(S, "_read_block", lambda a, start, stop: blocks.append((start, stop)) or a[start:stop])
+    with pytest.raises(DataError, match=r"3 of the 20 examples .* first is example 3"):
+        S.check_finite(examples, "x.npy", block_rows=6)
+    assert blocks == [(0, 6), (6, 12), (12, 18), (18, 24)]
+    S.check_finite(examples[:3], "x.npy")  # finite rows pass
+    S.check_finite(_images(5), "uint8")  # integers are not read
+    monkeypatch.undo()
+    np.save(tmp_path / "x.npy", _with_nan_and_inf(20)[:3])
+    np.save(tmp_path / "y.npy", _labels(3))
+    src = open_source({"source": "npy", "x": tmp_path / "x.npy", "y": tmp_path / "y.npy"})
+    assert isinstance(src.train.examples, np.memmap)  # float32 is kept as it is: read with plain file I/O
+
+
+def test_nan_data_stops_a_run_before_anything_is_written(tmp_path, capsys):
+    import torch
+    from torch import nn
+
+    import repscope
+    from repscope.engine import cli
+
+    data = tmp_path / "holes.npz"
+    np.savez(data, x=_with_nan_and_inf(120).reshape(120, 16), y=_labels(120))
+    out = tmp_path / "run"
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))  # an object: its weights would go under out/
+    with pytest.raises(DataError, match=r"holes.npz\[x\]: 3 of the 120 examples hold NaN or Inf") as info:
+        repscope.analyze(net, str(data), layers=["1"], methods=["tsne"], n=100, out=out, workers=0, report=False)
+    assert info.value.exit_code == 3 and "\n" not in str(info.value)
+    assert not out.exists()
+    run_file = tmp_path / "nan.toml"
+    run_file.write_text('n = 100\ndatasets = ["holes.npz"]\nmethods = ["tsne"]\n'
+                        '[model]\nfactory = "torch.nn:Flatten"\nlayers = ["0"]\n')
+    capsys.readouterr()
+    assert cli.main(["-q", "run", str(run_file), "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {data}[x]: 3 of the 120 examples hold NaN") and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
 def test_float_labels_with_whole_values_are_accepted(tmp_path):
     path = tmp_path / "f.npz"
     np.savez(path, x=_images(4), y=np.array([0.0, 1.0, 2.0, 1.0]))
