@@ -201,16 +201,17 @@ def analyze(
         except MissingDataError:
             if n is None:
                 raise  # N needs its size
-    spec = model_spec(model, layers, transform=transform, checkpoint=checkpoint, out=out,
-                      train=train or recipe is not None)
     if n is None:
         n = min(5_000, min(len(source.train) for source in opened))
-    settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),
-                            seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root,
-                            tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, metrics=metrics,
-                            neighbourhood_sample=neighbourhood_sample)
     stages = pipeline.STAGES if report else tuple(s for s in pipeline.STAGES if s != "report")
-    pipeline.run(settings, stages)
+    with pipeline.nothing_left_unless_started(Path(out)):  # a model object's weights are saved first
+        spec = model_spec(model, layers, transform=transform, checkpoint=checkpoint, out=out,
+                          train=train or recipe is not None)
+        settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),
+                                seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root,
+                                tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, metrics=metrics,
+                                neighbourhood_sample=neighbourhood_sample)
+        pipeline.run(settings, stages)
     return Run(out)
 
 

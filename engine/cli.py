@@ -190,21 +190,30 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(code, int):  # the store's errors (a damaged array) carry their kind too
             print(f"error: {exc}", file=sys.stderr)
             return code
-        full = _no_space(exc)
-        if full is None:
+        cause = _unwritable(exc)
+        if cause is None:
             raise
-        where = full.filename or getattr(args, "out", None)
-        print(f"error: no space left on device{f' writing {where}' if where else ''}; free space and rerun: what "
-              "was complete is kept", file=sys.stderr)
+        where = cause.filename or getattr(args, "out", None)
+        what, fix = _UNWRITABLE[cause.errno]
+        print(f"error: {what}{f' writing {where}' if where else ''}; {fix} and rerun: what was complete is kept",
+              file=sys.stderr)
         return EXIT_DATA
 
 
-def _no_space(exc: BaseException) -> OSError | None:
-    """The OSError with errno ENOSPC (a full disk) that ``exc`` is or was raised from, if any."""
+#: Why a run folder could not be written, and the fix, by errno.
+_UNWRITABLE = {errno.ENOSPC: ("no space left on device", "free space"),
+               errno.EROFS: ("read-only file system", "make the run folder writable (or give another --out)"),
+               errno.EACCES: ("permission denied", "make the run folder writable (or give another --out)"),
+               errno.EPERM: ("operation not permitted", "make the run folder writable (or give another --out)")}
+
+
+def _unwritable(exc: BaseException) -> OSError | None:
+    """The OSError of a disk that is full or a folder that cannot be written (``_UNWRITABLE``)
+    that ``exc`` is or was raised from, if any."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        if isinstance(exc, OSError) and exc.errno in _UNWRITABLE:
             return exc
         exc = exc.__cause__ or exc.__context__
     return None

@@ -2,9 +2,10 @@
 
 ``run_lock(run_dir)`` takes an exclusive ``flock`` on ``<run_dir>/.repscope.lock`` and
 writes who holds it there (process id, host, command line, start time); a second
-process asking for it gets ``RunBusyError`` at once, naming the holder. The operating
-system drops the lock when its process ends however it ends (a kill included), so a
-stale lock file never blocks a rerun. Within one process the lock is re-entrant (a
+process asking for it gets ``RunBusyError`` at once, naming the holder. The holder
+removes the file when it lets go, so a command leaves no lock file behind; the
+operating system drops the lock when its process ends however it ends (a kill
+included), so the file a killed process leaves never blocks a rerun. Within one process the lock is re-entrant (a
 whole run's report stage takes it again). The embedding workers (local processes or
 Dask workers) write under their driver's lock and take none themselves.
 """
@@ -49,9 +50,12 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
     Examples
     --------
     >>> import tempfile
-    >>> with tempfile.TemporaryDirectory() as d, run_lock(d):
-    ...     holder(d)["pid"] == os.getpid()
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with run_lock(d):
+    ...         print(holder(d)["pid"] == os.getpid())
+    ...     print((Path(d) / LOCK).exists())
     True
+    False
     """
     folder = Path(run_dir).resolve()
     if folder in _held:
@@ -61,15 +65,8 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
         finally:
             _held[folder] -= 1
         return
+    fd = _acquire(folder, run_dir)
     try:
-        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise SettingsError(f"--out {run_dir}: cannot write the run folder's lock file ({exc.strerror}); "
-                            "give a folder you can write to") from None
-    try:
-        if not _try_lock(fd):
-            raise RunBusyError(f"{folder} is in use by another repscope process ({_describe(fd)}); wait for it "
-                               "to end or stop it, or give another --out")
         record = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv),
                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         os.ftruncate(fd, 0)
@@ -79,9 +76,38 @@ def run_lock(run_dir: str | os.PathLike) -> Iterator[Path]:
             yield folder
         finally:
             del _held[folder]
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):  # removed while held, so nothing is left behind
+                os.unlink(folder / LOCK)
             _unlock(fd)
     finally:
+        os.close(fd)
+
+
+def _acquire(folder: Path, run_dir) -> int:
+    """An open descriptor of ``folder``'s lock file, locked by this process.
+
+    The holder removes the file when it lets go; a process that opened the file just
+    before and then got the lock holds a file no longer in the folder, so it opens it
+    again (the same inode at the path is the test) until the lock and the path agree.
+    """
+    while True:
+        try:
+            fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise SettingsError(f"--out {run_dir}: cannot write the run folder's lock file ({exc.strerror}); "
+                                "give a folder you can write to") from None
+        if not _try_lock(fd):
+            busy = _describe(fd)
+            os.close(fd)
+            raise RunBusyError(f"{folder} is in use by another repscope process ({busy}); wait for it "
+                               "to end or stop it, or give another --out")
+        try:
+            same = os.stat(folder / LOCK).st_ino == os.fstat(fd).st_ino
+        except OSError:
+            same = False
+        if same:
+            return fd
+        _unlock(fd)
         os.close(fd)
 
 

@@ -6,8 +6,11 @@ settings and decisions in ``config.json``, then runs the stages asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..store import Representation, RunStore, same_name
@@ -107,11 +110,47 @@ def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
     decisions = decide(settings) if {"embed"} & set(stages) else {}  # may refuse: before the folder is made
     if {"train", "extract"} & set(stages):
         _check_n(settings, _sources_at_hand(settings))
-    out.mkdir(parents=True, exist_ok=True)
-    # One writer per run folder (a second run here stops at once, naming this one); thread
-    # counts fixed, so that the numbers do not depend on the machine (engine.threads).
-    with run_lock(out), threads.pinned(threads.RUN_THREADS):
-        return _run_stages(settings, stages, decisions)
+    with nothing_left_unless_started(out):
+        out.mkdir(parents=True, exist_ok=True)
+        # One writer per run folder (a second run here stops at once, naming this one); thread
+        # counts fixed, so that the numbers do not depend on the machine (engine.threads).
+        with run_lock(out), threads.pinned(threads.RUN_THREADS):
+            return _run_stages(settings, stages, decisions)
+
+
+@contextlib.contextmanager
+def nothing_left_unless_started(out: Path) -> Iterator[None]:
+    """Remove ``out`` again where the block made it and failed before a run was recorded there.
+
+    A run records its settings in ``config.json`` once its data, model and layers have been
+    checked (a dry forward pass); an error before that (a layer typo, a forward that takes
+    other arguments, data that does not load) leaves no run folder behind. A folder that
+    was there before is left as it is.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "run"
+    >>> try:
+    ...     with nothing_left_unless_started(out):
+    ...         (out / "checkpoints").mkdir(parents=True)
+    ...         raise SettingsError("a layer typo")
+    ... except SettingsError:
+    ...     out.exists()
+    False
+    """
+    fresh = not out.exists()
+    try:
+        yield
+    except BaseException:
+        if fresh and out.is_dir():
+            try:
+                started = "settings" in read_run_config(out)
+            except Exception:  # an unreadable config.json: not this block's to judge
+                started = True
+            if not started:
+                shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict) -> dict:

@@ -441,3 +441,33 @@ def test_stage_commands_read_the_run_folder_and_refuse_to_change_it(tmp_path):
     with run_lock(out):
         line = _one_line(_engine("-q", "evaluate", "--out", str(out)), 5)
         assert f"pid {os.getpid()}" in line and "in use by another repscope process" in line
+
+
+def test_verify_of_a_folder_that_is_no_run_leaves_it_as_it_was(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "is not a run folder" in _one_line(_engine("verify", "--out", str(empty)), 3)
+    assert list(empty.iterdir()) == []
+
+
+def test_a_run_folder_that_turns_read_only_is_one_line(tmp_path, monkeypatch, capsys):
+    """Writes that fail mid-run because the folder became read-only or unwritable: one line, exit 3."""
+    from repscope.engine import cli, report, runinfo
+
+    run = tmp_path / "run"
+    runinfo.update_run_config(run, {"settings": {"n": 1}})
+    for code, words in ((errno.EROFS, "read-only file system"), (errno.EACCES, "permission denied"),
+                        (errno.EPERM, "operation not permitted")):
+        def unwritable(out, k, code=code):
+            try:
+                raise OSError(code, os.strerror(code), str(run / "store.zarr" / "c" / "0"))
+            except OSError as exc:
+                raise RuntimeError("the store could not write a chunk") from exc
+
+        monkeypatch.setattr(report, "build_report", unwritable)
+        capsys.readouterr()
+        assert cli.main(["report", "--out", str(run)]) == 3
+        err = capsys.readouterr().err
+        assert err.strip() == (f"error: {words} writing {run / 'store.zarr' / 'c' / '0'}; make the run folder "
+                               "writable (or give another --out) and rerun: what was complete is kept")
+    assert not (run / ".repscope.lock").exists()

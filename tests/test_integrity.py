@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import repscope
+from repscope.engine.errors import EngineError
 from repscope.engine.lock import holder, run_lock
 from repscope.engine.verify import verify_run
 from repscope.store import DamagedArrayError, RunStore, embedding_key, layer_key
@@ -270,3 +271,24 @@ def test_damaged_group_metadata_is_named_by_verify_and_recreated(tiny_run, tmp_p
     assert meta.read_bytes() == (tiny_run / "store.zarr" / group / "zarr.json").read_bytes()
     assert (run / "metrics.csv").read_bytes() == (tiny_run / "metrics.csv").read_bytes()
     assert not verify_run(run).damaged
+
+
+def test_errors_before_any_work_leave_no_run_folder_and_a_run_leaves_no_lock_file(tiny_run, tmp_path):
+    from torch import nn
+
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(64, 10)
+
+        def forward(self, x, mask):
+            return self.layer(x.flatten(1)) * mask
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 10))
+    for model, layers in ((net, ["2", "9"]), (TwoInputs(), ["layer"])):  # a layer typo; a forward of two inputs
+        out = tmp_path / "run"
+        with pytest.raises(EngineError):
+            repscope.analyze(model, "digits", layers=layers, methods=["tsne"], n=120, out=out, workers=0,
+                             report=False)
+        assert not out.exists()
+    assert not (tiny_run / ".repscope.lock").exists()
