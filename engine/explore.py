@@ -46,6 +46,7 @@ import numpy as np
 from ..store import NETWORKS, ORIGINAL, embedding_key, find, holder
 from .errors import MissingDataError, SettingsError
 from .report import REPORT, FigureCache, RunFolder, _images, _key, slug
+from .runinfo import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,7 @@ def data_script(ident: str, meta: dict, payload: bytes) -> str:
 
 
 def _write_text(path: Path, text: str) -> list[Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return [path]
+    return [write_atomic(path, text)]
 
 
 def _label_bytes(labels: np.ndarray) -> tuple[bytes, str]:

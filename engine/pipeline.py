@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -19,8 +20,8 @@ from .backend import torch_device
 from .embedders import choose_embedder, embedder_device
 from .errors import JobsFailedError, MissingDataError, SettingsError
 from .jobs import JobKey, JobSettings, is_done, job_list
-from .lock import run_lock
-from .runinfo import read_run_config, store_location, update_run_config, write_atomic
+from .lock import LOCK, run_lock
+from .runinfo import CONFIG, read_run_config, store_location, update_run_config, write_atomic
 from .scheduler import run_jobs
 from .settings import RunSettings, default_workers
 
@@ -165,14 +166,18 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
     timings, summary = {}, {"out": str(out)}
     idle: set[str] = set()  # stages that found everything done
 
-    def stage(name, fn):
+    def stage(name, fn, watch=False):
         """Run stage ``name``; its time is recorded in config.json's ``timings`` only when it
         did work (a rerun with nothing to do keeps the time of the run that did it), and
-        every run of it in ``stage_runs``."""
+        every run of it in ``stage_runs``. ``watch``: it did work where it changed a file of
+        the run folder (files with the same content are not written again)."""
         if name not in stages:
             return None
         started = time.perf_counter()
+        before = _files(out) if watch else None
         result = fn()
+        if watch and _files(out) == before:
+            idle.add(name)
         timings[name] = round(time.perf_counter() - started, 2)
         runs = read_run_config(out).get("stage_runs", [])[-(STAGE_RUNS - 1):]
         runs.append({"stage": name, "seconds": timings[name], "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -190,7 +195,12 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
                 sources[name] = open_source(spec, settings.data_root, fetch=fetch)
         return sources
 
-    stage("fetch", lambda: open_all(True))
+    def fetch_all():
+        if len(_sources_at_hand(settings)) == len(settings.datasets):
+            idle.add("fetch")  # every data set was there: nothing to fetch
+        return open_all(True)
+
+    stage("fetch", fetch_all)
     if {"train", "extract"} & set(stages):
         open_all(False)
         plan(settings, sources)
@@ -260,12 +270,13 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
         gpu = (decisions or decide(settings))["kernels"] == "cupy"  # decided here when embed is not run
         summary["metrics"] = str(stage("evaluate", lambda: evaluate(out, jobs, settings.spaces, settings.k,
                                                                      representations, settings.metrics,
-                                                                     settings.neighbourhood_sample, gpu=gpu)))
+                                                                     settings.neighbourhood_sample, gpu=gpu),
+                                       watch=True))
     if "report" in stages:  # also after failed jobs: the page lists what is missing
         from .report import build_report
 
         try:
-            summary["report"] = str(stage("report", lambda: build_report(out, settings.k)))
+            summary["report"] = str(stage("report", lambda: build_report(out, settings.k), watch=True))
         except MissingDataError as exc:
             if not failures:
                 raise
@@ -276,6 +287,20 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
         raise JobsFailedError(f"{len(failures)} of {len(jobs)} embedding jobs failed ({listing}); the others are "
                           "complete and kept, and a rerun retries only the failed ones")
     return summary
+
+
+def _files(out: Path) -> dict[str, tuple[int, int]]:
+    """Every file of a run folder but its config.json and lock, with its size and time."""
+    found = {}
+    for folder, _, names in os.walk(out):
+        for name in names:
+            path = os.path.join(folder, name)
+            if folder == str(out) and name in (CONFIG, LOCK):
+                continue
+            with contextlib.suppress(OSError):  # gone meanwhile
+                stat = os.stat(path)
+                found[path] = (stat.st_size, stat.st_mtime_ns)
+    return found
 
 
 def _store_state(out: Path) -> dict[str, str | None]:

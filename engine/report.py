@@ -34,7 +34,7 @@ from .evaluate import METRICS_CSV
 from .findings import SEPARATION, Confusion, Depths, check_findings, cells_by_run, layer_average
 from .jobs import K
 from .progress import progress_bar
-from .runinfo import CONFIG, read_run_config, store_location
+from .runinfo import CONFIG, read_run_config, store_location, write_atomic
 from .statistics import ALPHA, comparisons
 from .tables import BEYOND, NOTE, PARTIAL, read_metrics_csv, study_tables
 
@@ -169,9 +169,7 @@ class FigureCache:
         return drawn
 
     def _save(self) -> None:
-        tmp = self.manifest_path.with_name("manifest.json.partial")
-        tmp.write_text(json.dumps(self.manifest, indent=0, sort_keys=True))
-        os.replace(tmp, self.manifest_path)
+        write_atomic(self.manifest_path, json.dumps(self.manifest, indent=0, sort_keys=True))
 
 
 @dataclass
@@ -689,9 +687,12 @@ def build_report(run_dir: str | os.PathLike, k: int | None = None) -> Path:
         "slug": slug, "explorer": explorer, "explore_link": explorer_link,
     }
     path = report / "index.html"
-    tmp = path.with_name("index.html.partial")
-    tmp.write_text(_render(page))
-    os.replace(tmp, path)
+    text = _render(page)
+    if path.is_file():  # a page that differs only in when it was made stays as it was
+        made = re.search(r"report made ([^<]*?)\.\n", path.read_text(errors="replace"))
+        if made and _render({**page, "made": made.group(1)}) == path.read_text(errors="replace"):
+            text = path.read_text()
+    write_atomic(path, text)
     log.info("report: %d figures drawn (%d up to date) in %.1f s", drawn, len(cache.manifest) - drawn,
              time.perf_counter() - started)
     return path

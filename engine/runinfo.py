@@ -53,10 +53,13 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` whole or not at all (a ``.partial`` file, then a rename).
 
+    A file that holds ``text`` already is left as it is, its time included, so that a
+    rerun with nothing to do changes nothing (and says so: see ``pipeline``).
+
     Parameters
     ----------
     path : str or os.PathLike
-        The file to write; its folder must exist.
+        The file to write; its folder is made where it is not there.
     text : str
         Its new content.
 
@@ -72,8 +75,14 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
         one with ``errno.ENOSPC`` (no space left on the device) names ``path``.
     """
     path = Path(path)
+    try:
+        if path.read_text() == text:
+            return path
+    except (OSError, UnicodeDecodeError):  # not there (or not text): written below
+        pass
     tmp = path.with_name(path.name + ".partial")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as exc:

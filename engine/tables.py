@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from ..kernels import METRICS
 from .measures import COLUMNS as MEASURES
+from .runinfo import write_atomic
 
 #: After the study's columns, the measures beyond them (``engine.measures``); a cell is empty
 #: where its family was not scored.
@@ -35,13 +35,6 @@ MEAN_ROW = "mean of filters"
 PARTIAL = "*"
 NOTE = ("* mean over the filters where the metric is defined: a dead filter maps every example to one "
         "point, where distance ratios are undefined (NaN)")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def layer_tables(depths) -> dict[str, list[str]]:
@@ -79,7 +72,7 @@ def write_rows_csv(rows: list[dict], columns: tuple[str, ...], path: Path) -> Pa
     for row in rows:
         cells = (row.get(c, "") for c in columns)
         lines.append(",".join(f"{v:.17g}" if isinstance(v, float) else str(v) for v in cells))
-    _atomic_write(path, "\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -226,7 +219,7 @@ def write_tables(rows: list[dict], out: Path, depths: dict) -> list[Path]:
         stem = table if stat == "mean" else f"{table}-{stat}"
         for ext, text in _render(t["title"], t["header"], t["body"]).items():
             path = folder / f"{stem}.{ext}"
-            _atomic_write(path, text)
+            write_atomic(path, text)
             paths.append(path)
     return paths
 

@@ -241,7 +241,9 @@ class RunStore:
             if problem is None:
                 raise
             node = self._recreate_group(DamagedNode(key, "group", problem))
-        node.attrs.update(_normalise(attributes))
+        values = _normalise(attributes)
+        if any(node.attrs.get(name) != value for name, value in values.items()):  # else nothing is written
+            node.attrs.update(values)
 
     def attributes(self, key: str) -> dict:
         """The plain attributes of the array or group ``key`` ({} where there is nothing)."""

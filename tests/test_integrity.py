@@ -210,7 +210,7 @@ def test_a_second_writer_exits_at_once_naming_the_holder(tiny_run, tmp_path):
                                   timeout=120)
             assert proc.returncode == 5, (command, proc.stderr[-2000:])
             assert f"pid {os.getpid()}" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    assert holder(run) is None  # released; the file stays, empty, and blocks no one
+    assert holder(run) is None and not (run / ".repscope.lock").exists()  # released and removed
     assert json.loads((run / "config.json").read_text())["settings"]["n"] == 120
 
 
@@ -223,7 +223,7 @@ def test_a_rerun_with_nothing_to_do_keeps_the_stage_timings(tiny_run, tmp_path):
         assert after["timings"][stage] == before["timings"][stage], stage
     assert after["extract"]["digits"]["seconds"] == before["extract"]["digits"]["seconds"]
     latest = {r["stage"]: r["work"] for r in after["stage_runs"][-5:]}
-    assert latest == {"fetch": True, "train": False, "extract": False, "embed": False, "evaluate": True}
+    assert latest == {"fetch": False, "train": False, "extract": False, "embed": False, "evaluate": False}
     assert len(after["stage_runs"]) == len(before["stage_runs"]) + 5
 
 
@@ -292,3 +292,25 @@ def test_errors_before_any_work_leave_no_run_folder_and_a_run_leaves_no_lock_fil
                              report=False)
         assert not out.exists()
     assert not (tiny_run / ".repscope.lock").exists()
+
+
+def test_a_rerun_with_nothing_to_do_writes_nothing_and_says_so(tiny_run, tmp_path):
+    import torch
+    from torch import nn
+
+    run = _copy(tiny_run, tmp_path / "run")
+
+    def again():
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 10))
+        repscope.analyze(net, "digits", layers=["2"], methods=["tsne"], n=120, out=run, workers=0, report=True)
+        files = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*") if p.is_file()
+                 and p.name != "config.json"}
+        return files, json.loads((run / "config.json").read_text())["stage_runs"]
+
+    first, _ = again()  # writes the report
+    second, stage_runs = again()
+    assert second == first
+    assert {r["stage"]: r["work"] for r in stage_runs[-6:]} == {stage: False for stage in
+                                                                ("fetch", "train", "extract", "embed", "evaluate",
+                                                                 "report")}
