@@ -16,12 +16,13 @@ import numpy as np
 
 _ROWS = 32
 _TILE_2D = 8192
-# Reassociation lets the compiler vectorise the sums (several partial sums per lane);
-# contraction allows fused multiply-adds. Square roots stay exact (no 'afn').
-_FASTMATH = {"reassoc", "contract", "nsz"}
+# No fast-math flags anywhere: numba compiles the body of a parallel loop (with what it
+# calls) into a function of its own, and with the flags the copy loaded from numba's
+# cache gave other last bits than the one compiled afresh, so a number depended on
+# whether the cache was warm (tests/test_kernels.py checks that both agree).
 
 
-@numba.njit(cache=True, fastmath=_FASTMATH)
+@numba.njit(cache=True)
 def _rows_2d(x0, x1, ends, r0, r1):
     n = x0.shape[0]
     same = 0.0
@@ -50,7 +51,7 @@ def _rows_2d(x0, x1, ends, r0, r1):
     return same, diff
 
 
-@numba.njit(cache=True, fastmath=_FASTMATH)
+@numba.njit(cache=True)
 def _rows_nd(xt, ends, r0, r1, tile, buf):
     d, n = xt.shape
     same = 0.0
@@ -150,7 +151,7 @@ def rank_excess(d2: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int, n_ro
     return np.bincount(rows, weights=(ranks - k).astype(np.float64), minlength=n_rows)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+@numba.njit(parallel=True, cache=True)
 def _class_sums(xt, ids, n_classes):
     d, n = xt.shape
     out = np.zeros((n, n_classes))

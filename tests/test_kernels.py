@@ -205,3 +205,30 @@ def test_numba_results_do_not_depend_on_the_thread_count(d):
     finally:
         numba.set_num_threads(before)
     assert float(one.same_sum) == float(many.same_sum) and float(one.diff_sum) == float(many.diff_sum)
+
+
+_CACHE_PROBE = """
+import numpy as np
+from repscope.kernels import pair_sums
+from repscope.kernels.silhouette import class_distance_sums
+for seed, n, d in ((0, 1000, 2), (1, 1000, 2), (2, 1003, 2), (3, 3000, 25)):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = (rng.normal(size=(n, d)) * 5 + 30 * rng.normal(size=(10, d))[y]).astype(np.float32)
+    p = pair_sums(x, y, method="numba")
+    print(repr(float(p.same_sum)), repr(float(p.diff_sum)), class_distance_sums(x, y, method="numba")[0].tobytes().hex()[:4000])
+"""
+
+
+def test_numba_results_do_not_depend_on_the_cache_state(tmp_path):
+    """The kernels compiled afresh and loaded from numba's cache give the same bits (a
+    parallel function with fast-math flags did not)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    cold, warm = (subprocess.run([sys.executable, "-c", _CACHE_PROBE], capture_output=True, text=True, env=env,
+                                 check=True, timeout=300).stdout for _ in range(2))
+    assert any((tmp_path / "numba").rglob("*.nbc"))
+    assert cold == warm
