@@ -145,7 +145,9 @@ def analyze(
         ``"mnist"``, ``"path/to/data.npz"``, ``{"source": "npz", ...}``, ...
     layers : list of str or mapping
         Module paths (``"features.3"``) or ``{"path": ..., "split": "channels",
-        "max_channels": 16}``.
+        "max_channels": 16}``; for a transformer or an RNN, ``{"path": "blocks.1",
+        "tokens": "mean"}``, ``{"path": "gru", "element": 0, "tokens": -1}`` or
+        ``{"path": "head", "read": "input"}`` (:class:`~repscope.engine.model.Layer`).
     out : path
         The run folder; a rerun with the same settings skips what is done.
     methods, n, seeds, backend, workers, k

@@ -40,13 +40,27 @@ from .train import Checkpoints, Recipe, ensure_checkpoints, load_network
 
 log = logging.getLogger(__name__)
 
-def plan_representations(spec: ModelSpec, source: Source) -> tuple[tuple[Representation, ...], dict]:
+def plan_representations(spec: ModelSpec, source: Source,
+                         log_reading: bool = False) -> tuple[tuple[Representation, ...], dict]:
     """The representations of ``spec`` on ``source`` and each layer's activation shape,
-    from one dry forward pass of the first example through a freshly built network."""
+    from one dry forward pass of the first examples through a freshly built network.
+
+    The dry pass checks every layer before any work (one line per bad layer): a module
+    that does not run, a structured output without ``element``, a token sequence
+    without ``tokens``, an output that is not batch first. With ``log_reading``, what is
+    read of each layer that is not simply its module's output (an input, an element,
+    pooled tokens) is logged."""
     model = build(spec, 0)
-    examples = to_float(torch.from_numpy(np.asarray(source.train.rows(0, 2))), source.scale)
-    shapes = probe_shapes(model, spec, examples)
-    layers = [(layer.key, layer.split, shapes[layer.key], layer.max_channels) for layer in spec.layers]
+    # three examples: an RNN's hidden state (layers, batch, features) of one or two layers is then not batch first
+    examples = to_float(torch.from_numpy(np.asarray(source.train.rows(0, min(3, len(source.train))))), source.scale)
+    raw: dict[str, tuple[int, ...]] = {}
+    shapes = probe_shapes(model, spec, examples, raw=raw)
+    for layer in spec.layers if log_reading else ():
+        if layer.reading():
+            log.info("%s: layer %s reads %s of module %s: %s per example, analysed as %s", source.name, layer.key,
+                     layer.describe_reading(), layer.path, raw.get(layer.key), shapes[layer.key])
+    layers = [(layer.key, layer.split or "whole", shapes[layer.key], layer.max_channels, layer.reading())
+              for layer in spec.layers]
     flat = [layer.key for layer in spec.layers if layer.split == "channels" and len(shapes[layer.key]) < 2]
     if flat:
         raise SettingsError(f"layer(s) {', '.join(flat)} have no channel axis to split (shape "
@@ -97,6 +111,7 @@ def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, c
                  **example}),
     ]
     paths = {layer.key: layer.path for layer in spec.layers}
+    layers = {layer.key: layer for layer in spec.layers}
     with torch.inference_mode():  # the transform by name and by what it does to the first examples
         first = spec.transform(to_float(torch.from_numpy(np.asarray(source.train.rows(0, 2))), source.scale))
     transform = {"name": describe(spec.transform),
@@ -105,13 +120,16 @@ def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, c
         modules = dict(nets[network].named_modules())
         for layer, shape in shapes.items():
             module = _module_text(modules[paths[layer]])
+            reading = layers[layer].reading()  # {} for a module's output tensor: the arrays stay as they were
             targets.append(_Target(
                 place(layer_key(source.name, seed, network, layer)), (n, *shape), "float32",
-                {**base, "checkpoints_sha256": ckpt.sha256, "module": paths[layer], "transform": transform},
+                {**base, "checkpoints_sha256": ckpt.sha256, "module": paths[layer], "transform": transform, **reading},
                 lambda x, y, out, network=network, layer=layer: out[network][layer].cpu().numpy(),
-                {"layer": layer, "activation_shape": list(shape)}, layer_dims(layer, shape),
-                {"description": f"output of {layer} (module {paths[layer]}: {module}) of the {network} network, "
-                                f"seed {seed}{', held-out test examples' if heldout else ''}", "layer": layer, "module": paths[layer], "module_type": module},
+                {"layer": layer, "activation_shape": list(shape)}, layer_dims(layer, shape, layers[layer].tokens),
+                {"description": f"{layers[layer].describe_reading() if reading else 'output'} of {layer} "
+                                f"(module {paths[layer]}: {module}) of the {network} network, seed {seed}"
+                                f"{', held-out test examples' if heldout else ''}",
+                 "layer": layer, "module": paths[layer], "module_type": module, **reading},
             ))
     return targets
 
@@ -138,7 +156,7 @@ def extract(
     device = torch_device(backend)
     ckpt = ensure_checkpoints(run_dir, spec, source, recipe, seed, device)
     nets = {name: load_network(spec, path, device) for name, path in zip(NETWORKS, (ckpt.trained, ckpt.untrained))}
-    representations, shapes = plan_representations(spec, source)
+    representations, shapes = plan_representations(spec, source, log_reading=True)
 
     store_path = store_location(run_dir)
     store = RunStore(store_path)
@@ -211,6 +229,10 @@ def _fill(store: RunStore, source: Source, split, targets: list[_Target], n: int
                 for name, net in nets.items():
                     with capture(net, spec.layers) as captured:
                         net(inputs)
+                    wrong = [f"{key} {tuple(v.shape)}" for key, v in captured.items() if v.shape[0] != b - a]
+                    if wrong:  # the dry pass's batch matched another axis by chance
+                        raise SettingsError(f"layer(s) {', '.join(wrong)} are not batch first on a batch of {b - a}; "
+                                            "name modules whose output has the batch on its first axis")
                     out[name] = dict(captured)
             pending = [(t, p) for t, p in todo if p.rows_done < b]
             for t, p in pending:

@@ -4,8 +4,15 @@ A :class:`ModelSpec` says how to build the network (a factory, from Python or as
 ``package.module:factory``), which checkpoint makes it the trained network (a state
 dict, loaded with ``weights_only=True``; without one the engine trains it with a
 :class:`~repscope.engine.train.Recipe`), how a batch of examples becomes its input,
-and which layers to read. Layers are captured with forward hooks, so the model needs
-no change; their shapes come from one dry forward pass and are never constants.
+and which layers to read. Layers are captured with forward hooks (forward pre-hooks
+for a module's input), so the model needs no change; their shapes come from one dry
+forward pass and are never constants.
+
+What a layer reads is explicit wherever a module's output is more than one tensor of
+one kind: a tuple, list or dict output (an RNN's ``(output, hidden)``, a Hugging Face
+``ModelOutput``) needs ``element``, a token sequence ``(batch, tokens, features)`` (a
+transformer block's, an RNN's) needs ``tokens``; the dry pass refuses either without
+its choice, one line per layer, instead of guessing.
 
 The two networks compared are ``trained`` and ``untrained``: the same architecture in
 a seeded initial state (for a trained checkpoint, a fresh seeded initialisation of the
@@ -15,8 +22,12 @@ same class; when the engine trains, the exact initial state it trained from).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
+import inspect
+import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +42,18 @@ from .errors import SettingsError
 
 #: Names a layer cannot take: they are folders of the store beside the layers.
 RESERVED = ("", "original", "labels", "reduced", "embeddings", "pca")
+#: What of a layer's module is read: what it returns, or what it is given.
+READS = ("output", "input")
+#: How a token sequence ``(batch, tokens, features)`` becomes one vector per example,
+#: besides a token's index: token 0 (a class token), the mean over tokens, or every
+#: token, flattened (``tokens * features`` values).
+TOKEN_POOLS = ("cls", "mean", "flatten")
+#: Characters an element's name cannot hold (it becomes part of the layer's name).
+_ELEMENT_FORBIDDEN = '/,"[]\n\r'
+#: What to give for a 3-D output without a choice (the one line that refuses it).
+_TOKENS_HINT = ('give tokens = "cls" (token 0), "mean" (mean over tokens), a token index such as 0 or -1, or '
+                '"flatten" (every token, flattened); for a Conv1d\'s (channels, length) give split = "whole" or '
+                '"channels"')
 
 
 @dataclass(frozen=True)
@@ -38,55 +61,168 @@ class Layer:
     """One layer to analyse.
 
     path: the module's path in the model (``features.3``, ``layer4.1.conv2``), as
-        ``model.named_modules()`` names it; its output is what is read.
+        ``model.named_modules()`` names it; its output is what is read (see ``read``).
     split: ``whole`` (the flattened activation is one representation) or ``channels``
         (one representation per channel, and the whole layer as ``<name>/all`` beside
-        them); the channel axis is the first after the batch.
+        them); the channel axis is the first after the batch. None (not given) means
+        ``whole``, except that a 3-D output ``(batch, a, b)`` then needs ``tokens``:
+        giving ``split`` says that it is a Conv1d's ``(batch, channels, length)``.
     max_channels: with ``channels``, only the first this many channels get a
         representation of their own (for wide layers); None for all.
     name: the layer's name in the store, tables and figures; the path by default.
+        What is read (below) follows it in brackets: ``blocks.1[mean]``.
+    tokens: for a token sequence ``(batch, tokens, features)`` (a transformer block's
+        or an RNN's output), which vector per example is analysed: ``"cls"`` (token 0),
+        ``"mean"`` (the mean over tokens), a token index (negative counts from the end)
+        or ``"flatten"`` (every token, flattened). A token sequence has no channels:
+        ``split = "channels"`` with ``tokens`` is refused.
+    element: which element of a tuple or list output (a position: ``0``) or of a
+        dict, dataclass or named tuple output (a name: ``"last_hidden_state"``) is
+        read; with ``read = "input"``, which input (a position, or the name of a
+        keyword or positional argument). Needed for an output that is not a tensor.
+    read: ``"output"`` (what the module returns) or ``"input"`` (what it is given,
+        through a forward pre-hook; its first positional input unless ``element``).
+
+    Examples
+    --------
+    >>> Layer("blocks.1", tokens="mean").key, Layer("gru", element=0, tokens=-1).key
+    ('blocks.1[mean]', 'gru[0][token-1]')
+    >>> Layer("head", read="input").key, Layer("encoder", element="last_hidden_state", tokens="cls").key
+    ('head[input]', 'encoder[last_hidden_state][cls]')
+    >>> Layer("blocks.1", split="channels", tokens="cls")
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.SettingsError: layer 'blocks.1[cls]': split = "channels" splits a convolution's channels (filters) and a token sequence has none; leave split out (tokens makes the layer one representation of its features), or give the layer once per token (tokens = 0, tokens = 1, ...)
     """
 
     path: str
-    split: str = "whole"
+    split: str | None = None
     max_channels: int | None = None
     name: str | None = None
+    tokens: int | str | None = None
+    element: int | str | None = None
+    read: str = "output"
 
     def __post_init__(self) -> None:
-        if self.split not in SPLITS:
+        if not isinstance(self.path, str) or not isinstance(self.name or "", str):
+            raise SettingsError(f"a layer's path and name are text; got {self.path!r}, {self.name!r}")
+        if self.split is not None and self.split not in SPLITS:
             raise SettingsError(f"layer {self.path!r}: split {self.split!r} is not one of {', '.join(SPLITS)}")
         if self.max_channels is not None and (isinstance(self.max_channels, bool) or not isinstance(self.max_channels, int)
                                               or self.max_channels < 1):
             raise SettingsError(f"layer {self.path!r}: max_channels must be a whole number >= 1; "
                                 f"got {self.max_channels!r}")
-        if not isinstance(self.path, str) or not isinstance(self.key, str):
-            raise SettingsError(f"a layer's path and name are text; got {self.path!r}, {self.key!r}")
-        if self.key in RESERVED or any(c in self.key for c in '/,"\n\r'):
+        if self.read not in READS:
+            raise SettingsError(f"layer {self.path!r}: read {self.read!r} is not one of {', '.join(READS)}")
+        if isinstance(self.tokens, str) and re.fullmatch(r"-?\d+", self.tokens.strip()):
+            object.__setattr__(self, "tokens", int(self.tokens))  # "-1" in a run file: the index -1
+        if self.tokens is not None and (isinstance(self.tokens, bool) or not isinstance(self.tokens, (int, str))
+                                        or (isinstance(self.tokens, str) and self.tokens not in TOKEN_POOLS)):
+            raise SettingsError(f"layer {self.path!r}: tokens = {_spell(self.tokens)} is not one of "
+                                f"{', '.join(map(_spell, TOKEN_POOLS))} or a token index (0, 1, -1, ...)")
+        if self.element is not None and (isinstance(self.element, bool) or not isinstance(self.element, (int, str))
+                                         or (isinstance(self.element, str)
+                                             and (not self.element or any(c in self.element
+                                                                          for c in _ELEMENT_FORBIDDEN)))):
+            raise SettingsError(f"layer {self.path!r}: element = {_spell(self.element)} must be a position (0, 1, ...) or "
+                                "a name without '/', ',', '\"', '[', ']' or a line break (\"last_hidden_state\")")
+        if self.tokens is not None and self.split == "channels":
+            raise SettingsError(f"layer {self.key!r}: split = \"channels\" splits a convolution's channels (filters) "
+                                "and a token sequence has none; leave split out (tokens makes the layer one "
+                                "representation of its features), or give the layer once per token (tokens = 0, "
+                                "tokens = 1, ...)")
+        base = self.name or self.path
+        if base in RESERVED or any(c in self.key for c in '/,"\n\r'):
             raise SettingsError(f"layer name {self.key!r} is reserved or contains '/', ',', '\"' or a line break; "
                                 "give the layer another name (name = ...)")
 
     @property
     def key(self) -> str:
-        """The layer's name in the store (``name``, else ``path``)."""
-        return self.name or self.path
+        """The layer's name in the store: ``name`` (else ``path``), then in brackets what
+        is read when it is not the module's output tensor (see :meth:`suffix`)."""
+        return (self.name or self.path) + self.suffix
+
+    @property
+    def suffix(self) -> str:
+        """``[input]`` or ``[input.<element>]`` for an input, ``[<element>]`` for an
+        element of the output, then ``[cls]``, ``[mean]``, ``[flatten]`` or ``[token<i>]``
+        for the tokens read; empty for a module's output tensor.
+
+        Examples
+        --------
+        >>> Layer("x").suffix, Layer("x", read="input", element=1, tokens=3).suffix
+        ('', '[input.1][token3]')
+        """
+        parts = []
+        if self.read == "input":
+            parts.append("input" if self.element is None else f"input.{self.element}")
+        elif self.element is not None:
+            parts.append(str(self.element))
+        if self.tokens is not None:
+            parts.append(self.tokens if isinstance(self.tokens, str) else f"token{self.tokens}")
+        return "".join(f"[{part}]" for part in parts)
+
+    def reading(self) -> dict:
+        """The choices of what is read that are not the defaults (``read``, ``element``,
+        ``tokens``): what the array's fingerprint, attributes and record carry.
+
+        Examples
+        --------
+        >>> Layer("x").reading(), Layer("gru", element=0, tokens="mean").reading()
+        ({}, {'element': 0, 'tokens': 'mean'})
+        """
+        return {**({"read": self.read} if self.read != "output" else {}),
+                **({"element": self.element} if self.element is not None else {}),
+                **({"tokens": self.tokens} if self.tokens is not None else {})}
+
+    def describe_reading(self) -> str:
+        """What is read, in words: ``the mean over tokens of element 0 of the output``.
+
+        Examples
+        --------
+        >>> Layer("x").describe_reading(), Layer("gru", element=0, tokens=-1).describe_reading()
+        ('the output', 'token -1 of element 0 of the output')
+        >>> Layer("head", read="input").describe_reading()
+        'the first positional input'
+        """
+        if self.read == "input":
+            what = "the first positional input" if self.element is None else f"input {self.element!r}"
+        else:
+            what = "the output" if self.element is None else f"element {self.element!r} of the output"
+        if self.tokens is None:
+            return what
+        pool = {"cls": "token 0 (cls)", "mean": "the mean over tokens",
+                "flatten": "every token, flattened,"}.get(self.tokens, f"token {self.tokens}")  # type: ignore[arg-type]
+        return f"{pool} of {what}"
 
     def record(self) -> dict:
         """A JSON-ready dict of the layer (what config.json keeps)."""
-        return {"path": self.path, "split": self.split, "max_channels": self.max_channels, "name": self.key}
+        return {"path": self.path, "split": self.split or "whole", "max_channels": self.max_channels, "name": self.key,
+                **self.reading()}
 
     @classmethod
     def parse(cls, item: "Layer | str | Mapping[str, Any]") -> "Layer":
         """A Layer from a Layer, a module path, or a mapping such as a run file's
-        ``{path = "features.3", split = "channels", max_channels = 16}``."""
+        ``{path = "features.3", split = "channels", max_channels = 16}`` or
+        ``{path = "gru", element = 0, tokens = "mean"}``.
+
+        Examples
+        --------
+        >>> Layer.parse({"path": "blocks.1", "tokens": "cls"}).key
+        'blocks.1[cls]'
+        """
         if isinstance(item, Layer):
             return item
         if isinstance(item, str):
             return cls(item)
         if isinstance(item, Mapping):
-            unknown = set(item) - {"path", "split", "max_channels", "name"}
+            known = ("path", "split", "max_channels", "name", "tokens", "element", "read")
+            unknown = set(item) - set(known)
             if unknown or "path" not in item:
-                raise SettingsError(f"a layer is given as {{path, split, max_channels, name}}; got {dict(item)!r}")
-            return cls(str(item["path"]), str(item.get("split", "whole")), item.get("max_channels"), item.get("name"))
+                raise SettingsError(f"a layer is given as {{{', '.join(known)}}} with a path; got {dict(item)!r}")
+            split = item.get("split")
+            return cls(str(item["path"]), None if split is None else str(split), item.get("max_channels"),
+                       item.get("name"), item.get("tokens"), item.get("element"), str(item.get("read", "output")))
         raise SettingsError(f"a layer is a module path or a table with a path; got {item!r}")
 
 
@@ -218,14 +354,192 @@ def check_layers(model: nn.Module, layers: Sequence[Layer]) -> None:
         raise SettingsError(f"the model has no module {', '.join(map(repr, missing))}; {hint}its modules are: {listing}")
 
 
+def _spell(value: Any) -> str:
+    """A choice as a run file spells it: ``"mean"``, ``-1``."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _shape(value: Any) -> str:
+    """A value in a few words: ``tensor (2, 8, 32)``, ``tuple of 2``, ``None``."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor {tuple(value.shape)}"
+    if isinstance(value, (tuple, list, Mapping)):
+        return f"{type(value).__name__} of {len(value)}"
+    return type(value).__name__
+
+
+def _elements(value: Any) -> list[tuple[int | str, Any]]:
+    """The (position or name, value) pairs of a structured output: a tuple or list's
+    positions, a named tuple's fields, a mapping's keys, a dataclass's fields."""
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return list(zip(value._fields, value))
+    if isinstance(value, (tuple, list)):
+        return list(enumerate(value))
+    if isinstance(value, Mapping):
+        return [(str(k), v) for k, v in value.items()]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    return []
+
+
+def _listing(pairs: list[tuple[int | str, Any]]) -> str:
+    """``0: tensor (2, 8, 32), 1: tensor (1, 2, 32)``: what can be chosen."""
+    return ", ".join(f"{k}: {_shape(v)}" for k, v in pairs) or "nothing"
+
+
+def _element_hint(pairs: list[tuple[int | str, Any]]) -> str:
+    """``element = 0`` (or ``element = "last_hidden_state"``): the first tensor's choice."""
+    tensors = [k for k, v in pairs if isinstance(v, torch.Tensor)] or [k for k, _ in pairs] or [0]
+    return f"element = {_spell(tensors[0])}"
+
+
+def select_output(output: Any, layer: Layer) -> torch.Tensor:
+    """The tensor ``layer`` reads from its module's ``output``: the output itself, or its
+    ``element`` (a position of a tuple or list, a name of a named tuple, mapping,
+    dataclass or ``ModelOutput``). A SettingsError in one line names the layer, what the
+    module returns and what to give.
+
+    Examples
+    --------
+    >>> out, h = torch.zeros(2, 8, 4), torch.zeros(1, 2, 4)
+    >>> select_output((out, h), Layer("gru", element=0)) is out
+    True
+    >>> select_output((out, h), Layer("gru"))
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.SettingsError: layer 'gru': module 'gru' returns a tuple (0: tensor (2, 8, 4), 1: tensor (1, 2, 4)), not a tensor; choose what to read with element = 0
+    """
+    where = f"layer {layer.key!r}: module {layer.path!r}"
+    element = layer.element
+    if element is None:
+        if isinstance(output, torch.Tensor):
+            return output
+        pairs = _elements(output)
+        if not pairs:
+            raise SettingsError(f"{where} returns {_shape(output)}, not a tensor; name a module that returns one")
+        raise SettingsError(f"{where} returns a {type(output).__name__} ({_listing(pairs)}), not a tensor; "
+                            f"choose what to read with {_element_hint(pairs)}")
+    if isinstance(output, torch.Tensor):
+        raise SettingsError(f"{where} returns a tensor {tuple(output.shape)}; element = {_spell(element)} chooses from a "
+                            "tuple, list or dict output: leave element out")
+    pairs = _elements(output)
+    if isinstance(element, int) and isinstance(output, (tuple, list)):
+        if not -len(output) <= element < len(output):
+            raise SettingsError(f"{where} returns a {type(output).__name__} of {len(output)} ({_listing(pairs)}); "
+                                f"element = {element} is not one of them")
+        value = output[element]
+    else:
+        names = {str(k): v for k, v in pairs if isinstance(k, str)}
+        if str(element) not in names:
+            choices = _listing(pairs)
+            raise SettingsError(f"{where} returns a {type(output).__name__} ({choices}); element = {_spell(element)} is "
+                                f"not one of them: give {_element_hint(pairs)}")
+        value = names[str(element)]
+    if not isinstance(value, torch.Tensor):
+        raise SettingsError(f"{where}: element {element!r} of its output is {_shape(value)}, not a tensor; choose "
+                            f"a tensor of {_listing(pairs)}")
+    return value
+
+
+def select_input(module: nn.Module, args: tuple, kwargs: dict, layer: Layer) -> torch.Tensor:
+    """The tensor ``layer`` reads from what its module is given (``read = "input"``): the
+    first positional input, or its ``element`` (a position among the positional inputs,
+    or the name of an argument, given by position or keyword).
+
+    Examples
+    --------
+    >>> lin = nn.Linear(3, 2)
+    >>> x = torch.ones(4, 3)
+    >>> select_input(lin, (x,), {}, Layer("fc", read="input")) is x
+    True
+    >>> select_input(lin, (x,), {}, Layer("fc", read="input", element="input")) is x
+    True
+    """
+    where = f"layer {layer.key!r}: module {layer.path!r}"
+    named: dict[str, Any] = dict(kwargs)
+    try:  # an argument given by position has its name too
+        named = {**inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments, **kwargs}
+    except (TypeError, ValueError):  # no signature to bind: the keyword inputs by name
+        pass
+    given = _listing([*enumerate(args), *kwargs.items()])
+    element = layer.element
+    if isinstance(element, str):
+        if element not in named:
+            raise SettingsError(f"{where} is given {given}; it has no input {element!r}: give element = the "
+                                "position or name of one")
+        value = named[element]
+    else:
+        index = 0 if element is None else element
+        if not -len(args) <= index < len(args):
+            raise SettingsError(f"{where} is given {given}, no positional input {index}: give element = the "
+                                "position or name of one")
+        value = args[index]
+    if not isinstance(value, torch.Tensor):
+        raise SettingsError(f"{where}: its input {0 if element is None else element!r} is {_shape(value)}, not a "
+                            f"tensor; choose a tensor of {given} with element = its position or name")
+    return value
+
+
+def pool_tokens(value: torch.Tensor, layer: Layer) -> torch.Tensor:
+    """The activation ``layer`` analyses of the tensor ``value`` read from its module: a
+    token sequence ``(batch, tokens, features)`` pooled as ``layer.tokens`` says (token
+    0, a token, the mean over tokens, or all of them), any other tensor as it is. A 3-D
+    tensor without a choice of ``tokens`` or ``split`` is refused in one line, as are
+    ``tokens`` on a tensor that is no sequence and an index past its end.
+
+    Examples
+    --------
+    >>> seq = torch.arange(24.0).reshape(2, 3, 4)
+    >>> pool_tokens(seq, Layer("b", tokens="cls")).tolist()
+    [[0.0, 1.0, 2.0, 3.0], [12.0, 13.0, 14.0, 15.0]]
+    >>> pool_tokens(seq, Layer("b", tokens=-1)).tolist()
+    [[8.0, 9.0, 10.0, 11.0], [20.0, 21.0, 22.0, 23.0]]
+    >>> pool_tokens(seq, Layer("b", tokens="mean")).tolist()
+    [[4.0, 5.0, 6.0, 7.0], [16.0, 17.0, 18.0, 19.0]]
+    >>> tuple(pool_tokens(seq, Layer("b", tokens="flatten")).shape)
+    (2, 3, 4)
+    >>> pool_tokens(seq, Layer("b"))
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.SettingsError: layer 'b' returns a 3-D output (batch, 3, 4): for a token sequence (batch, tokens, features) give tokens = "cls" (token 0), "mean" (mean over tokens), a token index such as 0 or -1, or "flatten" (every token, flattened); for a Conv1d's (channels, length) give split = "whole" or "channels"
+    """
+    tokens = layer.tokens
+    if tokens is None:
+        if value.ndim == 3 and layer.split is None:
+            raise SettingsError(f"layer {layer.key!r} returns a 3-D output (batch, {value.shape[1]}, "
+                                f"{value.shape[2]}): for a token sequence (batch, tokens, features) {_TOKENS_HINT}")
+        return value
+    if value.ndim != 3:
+        raise SettingsError(f"layer {layer.key!r}: tokens = {_spell(tokens)} reads a token sequence (batch, tokens, features) "
+                            f"but module {layer.path!r} gives {tuple(value.shape)}; leave tokens out")
+    if tokens == "cls":
+        return value[:, 0]
+    if tokens == "mean":
+        return value.mean(dim=1)
+    if tokens == "flatten":
+        return value
+    count = value.shape[1]
+    if not -count <= tokens < count:  # type: ignore[operator]
+        raise SettingsError(f"layer {layer.key!r}: module {layer.path!r} gives {count} tokens; tokens = {tokens} is "
+                            f"past them: give an index from {-count} to {count - 1}")
+    return value[:, tokens]
+
+
 @contextlib.contextmanager
-def capture(model: nn.Module, layers: Sequence[Layer]) -> Iterator[dict[str, torch.Tensor]]:
+def capture(model: nn.Module, layers: Sequence[Layer], problems: dict[str, str] | None = None,
+            raw: dict[str, tuple[int, ...]] | None = None) -> Iterator[dict[str, torch.Tensor]]:
     """Forward hooks on ``layers`` for one forward pass: afterwards the dict maps each
-    layer's name to its output (a copy, so that a later in-place operation such as
-    ``ReLU(inplace=True)`` cannot change it; the first tensor of a tuple output).
+    layer's name to its activation (a copy, so that a later in-place operation such as
+    ``ReLU(inplace=True)`` cannot change it): the module's output, or what a layer's
+    ``read``, ``element`` and ``tokens`` choose (:func:`select_output`,
+    :func:`select_input`, :func:`pool_tokens`; an input is read with a forward pre-hook).
 
     A module called more than once in the pass (one ``ReLU`` object reused, say) is an
-    error: which call is meant would be ambiguous.
+    error: which call is meant would be ambiguous. What is wrong with a layer does not
+    stop the pass: every layer's problem, one line each, is raised together afterwards
+    as one SettingsError, or put into ``problems`` (layer name -> line) when it is given.
+    ``raw``, when given, gets the shape of what each layer reads (batch first) before its
+    tokens are pooled.
 
     Examples
     --------
@@ -234,28 +548,54 @@ def capture(model: nn.Module, layers: Sequence[Layer]) -> Iterator[dict[str, tor
     ...     _ = net(torch.ones(5, 3))
     >>> tuple(out["1"].shape)
     (5, 4)
+    >>> with capture(net, [Layer("1", read="input")]) as out:
+    ...     _ = net(torch.ones(5, 3))
+    >>> torch.equal(out["1[input]"], net[0](torch.ones(5, 3)))
+    True
     """
     check_layers(model, layers)
     modules = dict(model.named_modules())
     outputs: dict[str, torch.Tensor] = {}
+    found: dict[str, str] = {} if problems is None else problems
     handles = []
+
+    def keep(layer: Layer, read: Callable[[], torch.Tensor]) -> None:
+        if layer.key in found:  # its first problem stands
+            return
+        if layer.key in outputs:
+            found[layer.key] = (f"module {layer.path!r} runs more than once in one forward pass (a module object used "
+                                "twice); name a module that runs once, or give the model a module per use")
+            del outputs[layer.key]
+            return
+        try:
+            value = read()
+            if raw is not None:
+                raw[layer.key] = tuple(int(s) for s in value.shape)
+            pooled = pool_tokens(value, layer)
+        except SettingsError as exc:
+            found[layer.key] = str(exc)
+            return
+        # a pooled mean is a new tensor; anything else is (a view of) the module's own
+        outputs[layer.key] = pooled.detach() if layer.tokens == "mean" else pooled.detach().clone()
+
     for layer in layers:
-        def hook(module, args, output, key=layer.key, path=layer.path):
-            if key in outputs:
-                raise SettingsError(f"module {path!r} runs more than once in one forward pass (a module object used "
-                                    "twice); name a module that runs once, or give the model a module per use")
-            if isinstance(output, (tuple, list)):
-                output = output[0]
-            if not isinstance(output, torch.Tensor):
-                raise SettingsError(f"layer {key!r} returns {type(output).__name__}, not a tensor; "
-                                    "name a module that returns one")
-            outputs[key] = output.detach().clone()
-        handles.append(modules[layer.path].register_forward_hook(hook))
+        if layer.read == "input":
+            def pre_hook(module, args, kwargs, layer=layer):
+                keep(layer, lambda: select_input(module, args, kwargs, layer))
+
+            handles.append(modules[layer.path].register_forward_pre_hook(pre_hook, with_kwargs=True))
+        else:
+            def hook(module, args, output, layer=layer):
+                keep(layer, lambda: select_output(output, layer))
+
+            handles.append(modules[layer.path].register_forward_hook(hook))
     try:
         yield outputs
     finally:
         for handle in handles:
             handle.remove()
+    if found and problems is None:
+        raise SettingsError("\n".join(found.values()))
 
 
 def to_float(batch: torch.Tensor, scale: float) -> torch.Tensor:
@@ -276,19 +616,31 @@ def logits(output: torch.Tensor | tuple | list) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def probe_shapes(model: nn.Module, spec: ModelSpec, examples: torch.Tensor) -> dict[str, tuple[int, ...]]:
+def probe_shapes(model: nn.Module, spec: ModelSpec, examples: torch.Tensor,
+                 raw: dict[str, tuple[int, ...]] | None = None) -> dict[str, tuple[int, ...]]:
     """One example's activation shape per layer, from one dry forward pass of ``examples``
-    (a small batch in natural units); every layer's output must be batch first.
+    (a small batch in natural units); every layer's activation must be batch first.
+
+    Every layer is checked in the one pass: a module that does not run or runs twice,
+    a structured output without ``element``, a token sequence without ``tokens``, an
+    output that is not batch first; all of them are raised as one SettingsError, one
+    line per layer. ``raw``, when given, gets each layer's shape before its tokens are
+    pooled.
 
     Examples
     --------
     >>> spec = ModelSpec(factory=lambda: nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), layers=(Layer("1"),))
     >>> probe_shapes(build(spec, 0), spec, torch.zeros(2, 2, 2))
     {'1': (3,)}
+    >>> seq = ModelSpec(factory=lambda: nn.Sequential(nn.Linear(2, 3)), layers=(Layer("0", tokens="mean"),))
+    >>> probe_shapes(build(seq, 0), seq, torch.zeros(2, 5, 2))
+    {'0[mean]': (3,)}
     """
     model.eval()
     batch = len(examples)
-    with capture(model, spec.layers) as outputs:
+    problems: dict[str, str] = {}
+    read: dict[str, tuple[int, ...]] = {}
+    with capture(model, spec.layers, problems, read) as outputs:
         try:
             model(spec.transform(examples))
         except SettingsError:
@@ -296,14 +648,19 @@ def probe_shapes(model: nn.Module, spec: ModelSpec, examples: torch.Tensor) -> d
         except Exception as exc:
             raise SettingsError(f"the model's dry forward pass on examples of shape {tuple(examples.shape[1:])} "
                                 f"failed: {type(exc).__name__}: {exc}; check the model's input transform") from None
-    missing = [layer.key for layer in spec.layers if layer.key not in outputs]
+    missing = [layer.key for layer in spec.layers if layer.key not in outputs and layer.key not in problems]
     if missing:
-        raise SettingsError(f"layer(s) {', '.join(missing)} did not run in the model's forward pass; name modules "
-                            "that the forward pass calls")
-    for key, output in outputs.items():
-        if output.ndim == 0 or output.shape[0] != batch:
-            raise SettingsError(f"layer {key!r} returns shape {tuple(output.shape)} for a batch of {batch}: not batch "
-                                "first; name a module whose output has the batch on its first axis")
+        problems[missing[0]] = (f"layer(s) {', '.join(missing)} did not run in the model's forward pass; name modules "
+                                "that the forward pass calls")
+    for key, shape in read.items():  # before tokens are pooled: pooling a tensor that is not batch first is no cure
+        if not shape or shape[0] != batch:
+            problems[key] = (f"layer {key!r} returns shape {shape} for a batch of {batch}: not batch first; name a "
+                             "module whose output has the batch on its first axis")
+    if problems:
+        order = [layer.key for layer in spec.layers]
+        raise SettingsError("\n".join(problems[k] for k in sorted(problems, key=order.index)))
+    if raw is not None:
+        raw.update({key: shape[1:] for key, shape in read.items()})
     return {layer.key: tuple(int(s) for s in outputs[layer.key].shape[1:]) for layer in spec.layers}
 
 

@@ -33,6 +33,18 @@ count, at least two digits, so that names sort in channel order: ``filter01`` ..
 well (``<layer>/all``). The channel representations and the whole ones form the
 run's main set (``in_study``: for the study's preset its 22); ``<layer>/all`` of a
 channel-split layer is a view beyond it, reported apart.
+
+A layer's name says what is read from its module when that is not simply the module's
+output tensor (:class:`repscope.engine.model.Layer`): its module path (or given name),
+then in brackets which input is read (``[input]``, ``[input.1]``), which element of a
+structured output (``[0]``, ``[last_hidden_state]``), and how a token sequence
+``(batch, tokens, features)`` becomes one vector per example (``[cls]``, ``[mean]``,
+``[token3]``, ``[token-1]``, ``[flatten]``): ``blocks.1[mean]``, ``gru[0][token-1]``,
+``head[input]``. That name is the array's, the representation's and the tables'; the
+choices themselves are recorded with the representation (``read``, ``element``,
+``tokens``) and in the array's attributes. A pooled layer's axis is named
+``<layer>_feature``; a flattened sequence keeps its ``<layer>_token`` and
+``<layer>_feature`` axes.
 """
 
 from __future__ import annotations
@@ -40,7 +52,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from math import prod
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 #: Rows per chunk of every array; extraction writes exactly one chunk row-block per batch.
 CHUNK_ROWS = 2048
@@ -64,6 +76,11 @@ class Representation:
     in_study: whether it belongs to the run's main set (False for ``<layer>/all``).
     depth: 0 for the input, then 1, 2, ... in the order the layers are analysed.
     dims: its width, the number of values per example.
+    read: ``output`` (what the layer's module returns) or ``input`` (what it is given).
+    element: which element of a structured output (or which input) is read: a position
+        or a name; None for the module's tensor (its first positional input).
+    tokens: how a token sequence became one vector per example (``cls``, ``mean``,
+        ``flatten`` or a token index); None for an output that is no token sequence.
     """
 
     name: str
@@ -72,14 +89,34 @@ class Representation:
     in_study: bool
     depth: int
     dims: int
+    read: str = "output"
+    element: int | str | None = None
+    tokens: int | str | None = None
 
     def record(self) -> dict:
-        """A JSON-ready dict (``from_record`` reads it back)."""
-        return asdict(self)
+        """A JSON-ready dict (``from_record`` reads it back); ``read``, ``element`` and
+        ``tokens`` only where they are not the defaults.
+
+        Examples
+        --------
+        >>> Representation("gru[0][token-1]", "gru[0][token-1]", None, True, 1, 32, element=0, tokens=-1).record()
+        {'name': 'gru[0][token-1]', 'array': 'gru[0][token-1]', 'channel': None, 'in_study': True, 'depth': 1,
+         'dims': 32, 'element': 0, 'tokens': -1}
+        """
+        record = asdict(self)
+        for key, default in _READING_DEFAULTS.items():
+            if record[key] == default:
+                del record[key]
+        return record
 
     @classmethod
     def from_record(cls, record: dict) -> "Representation":
-        return cls(**{k: record[k] for k in ("name", "array", "channel", "in_study", "depth", "dims")})
+        return cls(**{k: record[k] for k in ("name", "array", "channel", "in_study", "depth", "dims")},
+                   **{k: record[k] for k in _READING_DEFAULTS if k in record})
+
+
+#: What a representation reads from its layer's module when nothing else is chosen.
+_READING_DEFAULTS: dict[str, Any] = {"read": "output", "element": None, "tokens": None}
 
 
 def channel_name(layer: str, channel: int, count: int = 1) -> str:
@@ -102,13 +139,17 @@ def same_name(name: str) -> str:
 
 
 def build_representations(
-    input_dims: int, layers: Iterable[tuple[str, str, tuple[int, ...], int | None]]
+    input_dims: int,
+    layers: Iterable[tuple[str, str, tuple[int, ...], int | None] | tuple[str, str, tuple[int, ...], int | None,
+                                                                          Mapping[str, Any]]],
 ) -> tuple[Representation, ...]:
     """Every representation of a run, main set first, then the whole-layer views.
 
     ``layers``: (name, split, shape of one example's activation, cap on channels) per
     analysed layer, in depth order; ``split`` is ``whole`` or ``channels`` (the first
-    axis of ``shape`` is the channel axis; at most ``cap`` channels, all if None).
+    axis of ``shape`` is the channel axis; at most ``cap`` channels, all if None). A
+    fifth item, a mapping of ``read``, ``element`` and ``tokens``, says what was read
+    from the layer's module (recorded with each of its representations).
 
     Examples
     --------
@@ -116,21 +157,25 @@ def build_representations(
     >>> [(r.name, r.dims) for r in reps]  # doctest: +NORMALIZE_WHITESPACE
     [('original', 100), ('conv/filter01', 36), ('conv/filter02', 36), ('conv/filter03', 36), ('fc', 8),
      ('conv/all', 108)]
+    >>> build_representations(64, [("blocks.1[mean]", "whole", (16,), None, {"tokens": "mean"})])[1]
+    Representation(name='blocks.1[mean]', array='blocks.1[mean]', channel=None, in_study=True, depth=1, dims=16,
+                   read='output', element=None, tokens='mean')
     """
     reps = [Representation(ORIGINAL, ORIGINAL, None, True, 0, int(input_dims))]
     beyond = []
-    for depth, (layer, split, shape, cap) in enumerate(layers, start=1):
+    for depth, (layer, split, shape, cap, *more) in enumerate(layers, start=1):
         if split not in SPLITS:
             raise ValueError(f"layer {layer!r}: split {split!r} is not one of {', '.join(SPLITS)}")
+        reading = {k: v for k, v in (more[0] if more else {}).items() if k in _READING_DEFAULTS}
         whole = int(prod(shape))
         if split == "whole" or len(shape) < 2:
-            reps.append(Representation(layer, layer, None, True, depth, whole))
+            reps.append(Representation(layer, layer, None, True, depth, whole, **reading))
             continue
         count = shape[0] if cap is None else min(cap, shape[0])
         per_channel = int(prod(shape[1:]))
-        reps += [Representation(channel_name(layer, c, count), layer, c, True, depth, per_channel)
+        reps += [Representation(channel_name(layer, c, count), layer, c, True, depth, per_channel, **reading)
                  for c in range(count)]
-        beyond.append(Representation(f"{layer}/{ALL}", layer, None, False, depth, whole))
+        beyond.append(Representation(f"{layer}/{ALL}", layer, None, False, depth, whole, **reading))
     return tuple(reps + beyond)
 
 
@@ -155,9 +200,10 @@ EMBEDDING_DIMS = (EXAMPLE, "axis")
 _LAYER_AXES = {0: (), 1: ("unit",), 2: ("channel", "position"), 3: ("channel", "y", "x"), 4: ("channel", "z", "y", "x")}
 
 
-def layer_dims(layer: str, shape: tuple[int, ...]) -> tuple[str, ...]:
+def layer_dims(layer: str, shape: tuple[int, ...], tokens: int | str | None = None) -> tuple[str, ...]:
     """Dimension names of a stored layer of per-example ``shape``: ``example``, then axes
-    named after the layer.
+    named after the layer. A layer read from a token sequence (``tokens`` given) has
+    ``feature`` axes, and ``token`` first where the sequence is kept (``flatten``).
 
     Examples
     --------
@@ -165,7 +211,11 @@ def layer_dims(layer: str, shape: tuple[int, ...]) -> tuple[str, ...]:
     ('example', 'layer1_channel', 'layer1_y', 'layer1_x')
     >>> layer_dims("fc", (10,))
     ('example', 'fc_unit')
+    >>> layer_dims("blocks.1[mean]", (16,), "mean"), layer_dims("blocks.1[flatten]", (17, 16), "flatten")
+    (('example', 'blocks.1[mean]_feature'), ('example', 'blocks.1[flatten]_token', 'blocks.1[flatten]_feature'))
     """
+    if tokens is not None and len(shape) in (1, 2):
+        return (EXAMPLE, *(f"{layer}_{axis}" for axis in ("token", "feature")[2 - len(shape):]))
     axes = _LAYER_AXES.get(len(shape)) or tuple(f"axis{i}" for i in range(1, len(shape) + 1))
     return (EXAMPLE, *(f"{layer}_{axis}" for axis in axes))
 
