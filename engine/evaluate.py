@@ -9,7 +9,9 @@ and kept in the attributes of the array they were read from, so a rerun does not
 repeat them and a rebuilt array drops them. Metrics kept beside an array are used
 only after the array passes ``RunStore.verify`` (every byte read, every checksum and
 the digest checked): a damaged array is marked incomplete and named, and nothing is
-written until a rerun has rebuilt it.
+written until a rerun has rebuilt it. Kept metrics that were changed after they were
+written (their seal fails, see :mod:`repscope.store.runstore`) are not used but
+computed again.
 """
 
 from __future__ import annotations
@@ -53,11 +55,14 @@ def _rows(key: JobKey, space: str, n: int, k: int, metrics: dict) -> list[dict]:
 
 
 def _sound(store: RunStore, key: str, damaged: list[str]) -> bool:
-    """Whether array ``key`` passes verification (else it is marked incomplete and listed)."""
-    problem = store.verify(key).problem
-    if problem:
-        damaged.append(f"{key}: {problem}")
-    return problem is None
+    """Whether array ``key`` passes verification (else it is marked incomplete and listed).
+    Cached values of its record that were changed after they were written do not make it
+    unsound: they are dropped (``RunStore.info`` no longer gives them) and computed again."""
+    verified = store.verify(key)
+    if verified.problem and not verified.cached:
+        damaged.append(f"{key}: {verified.problem}")
+        return False
+    return True
 
 
 def _embedding_metrics(store: RunStore, key: JobKey, labels, k: int, damaged: list[str]) -> dict | None:

@@ -32,7 +32,9 @@ standard error (``queries`` says how many points were used). A dead filter (ever
 example in one point) has NaN neighbourhood measures and silhouette, as it has NaN
 distance ratios. Every value is kept beside the array it was computed from, keyed by
 what decides it (k, the sample, the digests of the arrays it reads), so a rerun does
-not repeat it and a rebuilt array with other bytes recomputes it.
+not repeat it and a rebuilt array with other bytes recomputes it. Kept values are sealed
+by the store (:mod:`repscope.store.runstore`): one changed after it was written is not
+used but computed again.
 """
 
 from __future__ import annotations
@@ -248,15 +250,15 @@ def layer_cka(store: RunStore, dataset: str, seed: int, whole: list, n: int, gpu
                if not (rep.name == ORIGINAL and network != NETWORKS[0]) and rep.dims <= CKA_MAX_DIMS]
     digests = [store.made_from(array_key(dataset, seed, network, rep.array)).get("digest") for network, rep in members]
     group = f"{dataset}/seed{seed}"
-    kept = store.attributes(group).get("cka")
+    kept = store.kept(group, "cka")  # None where it was changed after it was written: computed again
     by = {"members": [f"{network}/{rep.name}" for network, rep in members], "digests": digests}
-    if kept is not None and kept.get("by") == by:
+    if isinstance(kept, dict) and kept.get("by") == by:
         matrix = np.array(kept["matrix"], dtype=np.float64)
     else:
         log.info("%s/seed%d: linear CKA between %d whole-layer representations", dataset, seed, len(members))
         matrix = cka_matrix([_Rows(store, dataset, seed, network, rep, n) for network, rep in members],
                             xp=_module(gpu))
-        store.describe(group, cka={"by": by, "matrix": matrix.tolist()})
+        store.keep(group, "cka", {"by": by, "matrix": matrix.tolist()})
     rows = []
     for i, (net_a, rep_a) in enumerate(members):
         for j, (net_b, rep_b) in enumerate(members):

@@ -1,12 +1,18 @@
 """``repscope verify``: read every byte of a run's store and check it.
 
 Each complete array is checked chunk by chunk (every chunk there, its crc32c checksum,
-and the array's digest: see :mod:`repscope.store.runstore`). A damaged array is marked
-incomplete, so the next run rebuilds it (and, where its bytes change, what was computed
-from it); nothing else is touched. Every node's metadata (``zarr.json``) is read on its
-own: an array or group whose metadata is cut short, corrupt or missing is named as
-damaged too; the next run rebuilds such an array (it counts as absent) and recreates such
-a group's metadata. Only the root group's is recreated at once (nothing opens without it).
+and the array's digest, which fixes each chunk's place: see :mod:`repscope.store.runstore`).
+A damaged array is marked incomplete, so the next run rebuilds it (and, where its bytes
+change, what was computed from it); nothing else is touched. Every node's metadata
+(``zarr.json``) is read on its own: an array or group whose metadata is cut short,
+corrupt or missing is named as damaged too; the next run rebuilds such an array (it
+counts as absent) and recreates such a group's metadata. Only the root group's is
+recreated at once (nothing opens without it). The engine's record of every array and the
+values kept in a group's attributes are checked against the seals written with them: an
+array whose fingerprint, digest or another entry was changed counts as absent (rebuilt);
+a cached value (metrics, measures) that was changed is dropped here and computed again
+by the next run; a group's kept value that was changed is named, and the next run
+recreates the group's metadata and computes it again.
 """
 
 from __future__ import annotations
@@ -49,8 +55,9 @@ class VerifyReport:
 
     def summary(self) -> str:
         """One line: how much was read, how fast, and what was found."""
-        arrays = len(self.damaged) - len(self.groups)
-        sound = len(self.arrays) - arrays - len(self.incomplete)
+        cached = sum(1 for v in self.arrays if v.cached)
+        arrays = len(self.damaged) - len(self.groups) - cached
+        sound = len(self.arrays) - arrays - cached - len(self.incomplete)
         rate = self.nbytes / 1e6 / self.seconds if self.seconds else float("nan")
         line = (f"{self.store}: {sound} of {len(self.arrays)} arrays verified sound ({self.nbytes / 1e6:.1f} MB "
                 f"in {self.seconds:.2f} s, {rate:.0f} MB/s)")
@@ -58,6 +65,8 @@ class VerifyReport:
             line += f"; {len(self.incomplete)} incomplete (a rerun finishes them)"
         if arrays:
             line += f"; {arrays} DAMAGED, now counted incomplete: a rerun rebuilds them"
+        if cached:
+            line += f"; {cached} with DAMAGED cached values in their metadata, now dropped: a rerun computes them again"
         if self.groups:
             line += f"; {len(self.groups)} group(s) with DAMAGED metadata: a rerun recreates them"
         return line

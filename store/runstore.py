@@ -11,13 +11,26 @@ for is rebuilt from scratch rather than mixed with new rows.
 Nothing damaged is read as data. Every chunk ends with a crc32c checksum of its stored
 bytes (Zarr v3's ``crc32c`` codec after ``zstd``), every chunk is written even when it
 holds only zeros, and a complete array records a *digest*: the sha256 of its chunks'
-checksums in chunk order, so a chunk that is missing, altered or swapped for another
-changes it. Opening an array to read (``array``, ``read``) checks that it is complete
-and that every chunk is there; decoding checks each chunk read; ``verify`` reads every
-stored byte and checks both. An array that fails is marked incomplete (with the reason,
-under ``damaged``) and ``DamagedArrayError`` names it, so the stage that writes it
-rebuilds it on the next run. Arrays of an earlier format (without checksums) count as
-incomplete and are rebuilt.
+checksums in chunk order, so a chunk that is missing, altered, moved to another place of
+the array or replaced by another valid chunk changes it. Opening an array to read
+(``array``, ``read``) and asking what an array is made from (``made_from``, which every
+derived array's fingerprint holds) check that it is complete and that its chunks'
+checksums give its digest: only the last 4 bytes of each chunk are read, once per array
+and handle (``RunStore`` object) as long as the recorded digest stays the same; decoding
+then checks each chunk read against its checksum. ``verify`` reads every stored byte and
+checks both. An array that fails is marked incomplete (with the reason, under
+``damaged``) and ``DamagedArrayError`` names it, so the stage that writes it rebuilds it
+on the next run. Arrays of an earlier format (without checksums, or without seals) count
+as incomplete and are rebuilt.
+
+What the engine records beside an array (its fingerprint, completion, digest, the
+values the stages keep there: metrics, measures, timings) is *sealed*: each entry of the
+record has the sha256 of its canonical JSON recorded beside it (``seals``) whenever the
+record is written, and is checked whenever it is read. An entry changed afterwards (an
+edit by hand, a bad copy) is damaged metadata: a cached value (``CACHES``) is dropped,
+so the stage that uses it computes it again; any other entry makes the whole record
+untrustworthy, so the array counts as absent and is rebuilt. ``verify`` names both.
+Values kept in a group's attributes (``keep``, ``kept``) carry their seal in the same way.
 
 Metadata is checked too. ``scan`` walks the store folder by folder, reading each node's
 ``zarr.json`` on its own, so one that is cut short, corrupt or missing is named
@@ -55,8 +68,15 @@ log = logging.getLogger(__name__)
 
 _ATTR = "repscope"
 _FLAGS = "_flags"
-#: The store format: 2 adds per-chunk checksums, chunks written even when empty, and digests.
-FORMAT = 2
+#: The store format: 2 adds per-chunk checksums, chunks written even when empty, and digests;
+#: 3 seals every entry of the engine's record (``seals``).
+FORMAT = 3
+#: Where the seals of the record's entries are kept, in the record itself.
+_SEALS = "seals"
+#: Entries of the record that hold values computed from the array and kept to save time:
+#: one whose seal fails is dropped (the stage that uses it computes it again) rather than
+#: the whole record being distrusted.
+CACHES = ("metrics", "measures", "representation_metrics")
 #: Every array's bytes-to-bytes codecs: zarr's default compressor, then a checksum of its output.
 COMPRESSORS = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
 #: Every array is opened so that a chunk of fill values is written, not left out: a missing
@@ -64,6 +84,8 @@ COMPRESSORS = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
 _CONFIG = {"write_empty_chunks": True}
 #: Chunks fetched at once when verifying or digesting; metadata files read at once by ``scan``.
 _BATCH = 64
+#: (store, array, problem) of the damaged records already logged by this process.
+_NOTED: set[tuple] = set()
 #: A node's metadata file, and how its kind is told from a part of one.
 _META = "zarr.json"
 _NODE_TYPE = re.compile(rb'"node_type"\s*:\s*"(array|group)"')
@@ -72,7 +94,8 @@ _KINDS = ("array", "group")
 
 class DamagedArrayError(ValueError):
     """An array of the store failed its checks (a missing chunk, a checksum or digest that
-    does not match); it has been marked incomplete, so a rerun rebuilds it."""
+    does not match, chunks moved or replaced); it has been marked incomplete, so a rerun
+    rebuilds it."""
 
     #: The command line's exit code for data errors.
     exit_code = 3
@@ -89,13 +112,16 @@ class DamagedNode:
 
 @dataclass
 class Verified:
-    """What ``RunStore.verify`` found for one array: ``problem`` is None when it is sound."""
+    """What ``RunStore.verify`` found for one array: ``problem`` is None when it is sound;
+    ``cached`` is True where only values cached in its record were damaged (they are
+    dropped, and the array's data is sound)."""
 
     key: str
     chunks: int
     nbytes: int
     seconds: float
     problem: str | None = None
+    cached: bool = False
 
 
 def flag_group(group: str) -> str:
@@ -121,6 +147,50 @@ def _normalise(obj: dict) -> dict:
     return json.loads(json.dumps(obj, sort_keys=True))
 
 
+def _seal(value) -> str:
+    """sha256 of ``value``'s canonical JSON (sorted keys, no spaces; NaN as zarr writes it)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _sealed(record: dict) -> dict:
+    """``record`` as it is written: normalised (as it reads back), with the seal of every entry."""
+    body = _normalise({k: v for k, v in record.items() if k != _SEALS})
+    return {**body, _SEALS: {name: _seal(value) for name, value in body.items()}}
+
+
+def _unseal(record: dict) -> tuple[dict, str | None, list[str]]:
+    """Check the seals of a record as read.
+
+    Returns
+    -------
+    info : dict
+        The record without its seals and without the cached entries whose seal fails.
+    problem : str or None
+        What is wrong with an entry other than a cache (the whole record is then not to be
+        trusted), in one phrase; None where nothing is, or where the record is of an earlier
+        format (rebuilt anyway).
+    dropped : list of str
+        The cached entries (``CACHES``) whose seal fails, dropped from ``info``.
+    """
+    info = {k: v for k, v in record.items() if k != _SEALS}
+    if info.get("format") != FORMAT:
+        return info, None, []
+    seals = record.get(_SEALS)
+    if not isinstance(seals, dict):
+        return info, f"its metadata has no seals ({_SEALS} is missing or not a mapping)", []
+    bad = sorted(name for name in set(info) | set(seals) if name not in info or seals.get(name) != _seal(info[name]))
+    core = [name for name in bad if name not in CACHES]
+    if core:
+        return info, f"its metadata was changed after it was written ({', '.join(core)}: not what its seal records)", []
+    return {k: v for k, v in info.items() if k not in bad}, None, bad
+
+
+def _cache_problem(dropped: list[str]) -> str:
+    return (f"its metadata was changed after it was written (cached {', '.join(dropped)}: not what its seal "
+            "records); not used: dropped, and a rerun computes it again")
+
+
 def is_url(location: str | os.PathLike) -> bool:
     """Whether a store location is an fsspec URL (``s3://...``, ``file://...``) rather than a path."""
     return isinstance(location, str) and "://" in location
@@ -136,6 +206,8 @@ class RunStore:
         options = {"storage_options": {"auto_mkdir": True}} if str(location).startswith("file://") else {}
         #: Groups whose metadata was found damaged and recreated by this handle.
         self.repaired: list[DamagedNode] = []
+        #: array -> the digest its chunks' checksums were found to give (checked once per handle).
+        self._checked: dict[str, str] = {}
         try:
             self.root = zarr.open_group(str(self.path), mode="a", zarr_format=3, **options)
         except Exception:
@@ -183,11 +255,13 @@ class RunStore:
             if same:
                 return Progress(key, array, int(info.get("rows_done", 0)), bool(info.get("complete", False)))
             log.info("%s: made from other inputs or settings, or by an earlier format; rebuilding it", key)
+        self._checked.pop(key, None)
         array = self.root.create_array(
             key, shape=shape, dtype=dtype, chunks=chunks, overwrite=True, compressors=COMPRESSORS,
             dimension_names=dims or default_dims(key, len(shape)), config=_CONFIG,
             attributes={**(attributes or {}),
-                        _ATTR: {"fingerprint": fingerprint, "rows_done": 0, "complete": False, "format": FORMAT}},
+                        _ATTR: _sealed({"fingerprint": fingerprint, "rows_done": 0, "complete": False,
+                                        "format": FORMAT})},
         )
         return Progress(key, array, 0, False)
 
@@ -206,7 +280,9 @@ class RunStore:
         if missing:
             raise RuntimeError(f"{self.path}/{progress.key}: {len(missing)} chunk(s) were not written ({missing[0]})")
         info = {k: v for k, v in (self.info(progress.key) or {}).items() if k != "damaged"}  # rebuilt: sound again
-        progress.array.attrs[_ATTR] = {**info, "complete": True, "digest": _digest(b for _, b in trailers)}
+        digest = _digest(b for _, b in trailers)
+        _record(progress.array, {**info, "complete": True, "digest": digest})
+        self._checked[progress.key] = digest
         progress.complete = True
 
     def write_whole(self, key: str, value: np.ndarray, fingerprint: dict,
@@ -227,7 +303,7 @@ class RunStore:
         if state is None:
             raise KeyError(f"{self.path}/{key} does not exist")
         array, info = state
-        array.attrs[_ATTR] = {**info, **values}
+        _record(array, {**info, **values})
 
     def describe(self, key: str, **attributes) -> None:
         """Set plain attributes (what xarray shows: a description, class names) of the array
@@ -259,9 +335,36 @@ class RunStore:
 
     def made_from(self, key: str) -> dict:
         """What array ``key`` is made from and its digest ({} where it does not exist): the
-        part of a derived array's fingerprint that says which source bytes it was made of."""
-        info = self.info(key)
-        return {} if info is None else {**info.get("fingerprint", {}), "digest": info.get("digest")}
+        part of a derived array's fingerprint that says which source bytes it was made of.
+
+        A complete array's chunks are checked against its digest first (``check``), so that
+        nothing is taken to be made from bytes that are no longer there; DamagedArrayError
+        names it where they are not."""
+        state = self._state(key)
+        if state is None:
+            return {}
+        array, info = state
+        if info.get("complete") and info.get("format") == FORMAT:
+            self._check(key, array, info)
+        return {**info.get("fingerprint", {}), "digest": info.get("digest")}
+
+    def keep(self, key: str, name: str, value) -> None:
+        """Keep ``value`` (computed from arrays below group ``key``) in the group's attributes
+        under ``name``, sealed: ``kept`` gives it back only while it is as written."""
+        value = _normalise({"v": value})["v"]
+        self.describe(key, **{name: {"value": value, "seal": _seal(value)}})
+
+    def kept(self, key: str, name: str):
+        """The value kept under ``name`` in group ``key``'s attributes by ``keep``; None where
+        there is none, or where it was changed after it was written (logged: the caller
+        computes it again and keeps it anew)."""
+        kept = self.attributes(key).get(name)
+        if not isinstance(kept, dict) or "seal" not in kept or "value" not in kept:
+            return None
+        if kept["seal"] != _seal(kept["value"]):
+            log.warning("%s: %s", "/".join(p for p in (str(self.path), key) if p), _group_problem([name]))
+            return None
+        return kept["value"]
 
     def ensure_groups(self, *paths: str) -> None:
         """Create groups (and their parents) before parallel writers add arrays under them; a
@@ -363,8 +466,18 @@ class RunStore:
                             else:
                                 kind = meta["node_type"]
                                 attributes = meta.get("attributes")
-                                if kind == "array" and isinstance(attributes, dict) and _ATTR in attributes:
-                                    arrays.append(key)
+                                attributes = attributes if isinstance(attributes, dict) else {}
+                                if kind == "array" and isinstance(attributes.get(_ATTR), dict):
+                                    sealing = _unseal(attributes[_ATTR])[1]
+                                    if sealing is None:
+                                        arrays.append(key)
+                                    else:  # counts as absent: the stage that writes it rebuilds it
+                                        damaged.append(DamagedNode(key, kind, sealing))
+                                elif kind == "group":
+                                    bad = [name for name, v in attributes.items() if isinstance(v, dict)
+                                           and "seal" in v and v.get("seal") != _seal(v.get("value"))]
+                                    if bad:
+                                        damaged.append(DamagedNode(key, kind, _group_problem(bad)))
                         if kind == "group":
                             level.append(key)
             return sorted(arrays), sorted(damaged, key=lambda node: node.key)
@@ -439,7 +552,7 @@ class RunStore:
 
     def _set(self, progress: Progress, **values) -> None:
         current = self.info(progress.key) or {}  # re-read: another handle may have annotated it
-        progress.array.attrs[_ATTR] = {**current, **values}
+        _record(progress.array, {**current, **values})
 
     # ------------------------------------------------------------------ checking
 
@@ -462,23 +575,28 @@ class RunStore:
 
     def _damaged(self, key: str, problem: str) -> DamagedArrayError:
         """Mark ``key`` incomplete (a rerun rebuilds it) and return the error naming it."""
+        self._checked.pop(key, None)
         state = self._state(key)
         if state is not None:
-            state[0].attrs[_ATTR] = {**state[1], "complete": False, "rows_done": 0, "damaged": problem}
+            _record(state[0], {**state[1], "complete": False, "rows_done": 0, "damaged": problem})
         log.error("%s/%s is damaged: %s; marked incomplete", self.path, key, problem)
         return DamagedArrayError(f"{self.path}/{key} is damaged: {problem}; it is marked incomplete, and a rerun "
                                  "rebuilds it and what is computed from it")
 
     def verify(self, key: str) -> Verified:
         """Read every stored byte of complete array ``key``; check that every chunk is there,
-        that its checksum matches and that together they give the recorded digest. A
-        damaged array is marked incomplete (``problem`` says why); an incomplete one is
-        left as it is (``problem``: ``incomplete``)."""
+        that its checksum matches and that together they give the recorded digest, and the
+        seals of its record. A damaged array is marked incomplete (``problem`` says why);
+        cached values whose seal fails are dropped from its record (``problem`` says which,
+        ``cached`` is True); an incomplete one is left as it is (``problem``:
+        ``incomplete``)."""
         started = time.perf_counter()
-        state = self._state(key)
+        state = self._open(key)
         if state is None or not state[1].get("complete") or state[1].get("format") != FORMAT:
             return Verified(key, 0, 0, 0.0, "incomplete")
-        array, info = state
+        array, info, dropped = state
+        if dropped:  # written without them: a rerun computes them again
+            _record(array, info)
         trailers, missing, bad, nbytes = [], [], [], 0
         for chunk, data in self._fetch(array):
             if data is None:
@@ -494,10 +612,40 @@ class RunStore:
         elif bad:
             problem = f"{len(bad)} chunk(s) fail their checksum (first: {bad[0]})"
         elif _digest(trailers) != info.get("digest"):
-            problem = "its chunks do not give the digest recorded when it was written (a chunk was replaced)"
+            problem = _REPLACED
         if problem:
             self._damaged(key, problem)
+        else:
+            self._checked[key] = info["digest"]
+            if dropped:
+                return Verified(key, array.nchunks, nbytes, time.perf_counter() - started, _cache_problem(dropped),
+                                cached=True)
         return Verified(key, array.nchunks, nbytes, time.perf_counter() - started, problem)
+
+    def check(self, key: str) -> None:
+        """Check that complete array ``key`` has every chunk and that their checksums give
+        its recorded digest (reading only the last 4 bytes of each chunk); DamagedArrayError
+        names it where not (it is then marked incomplete). Done once per array and handle
+        while its recorded digest stays the same; ``array``, ``read`` and ``made_from`` call it."""
+        state = self._state(key)
+        if state is not None and state[1].get("complete") and state[1].get("format") == FORMAT:
+            self._check(key, *state)
+
+    def _check(self, key: str, array: zarr.Array, info: dict) -> None:
+        digest = info.get("digest")
+        if digest is not None and self._checked.get(key) == digest:
+            return
+        trailers, missing = [], []
+        for chunk, trailer in self._fetch(array, SuffixByteRequest(4)):
+            if trailer is None:
+                missing.append(chunk)
+            else:
+                trailers.append(trailer)
+        if missing:
+            raise self._damaged(key, f"{len(missing)} of {array.nchunks} chunks are missing (first: {missing[0]})")
+        if _digest(trailers) != digest:
+            raise self._damaged(key, _REPLACED)
+        self._checked[key] = digest
 
     def keys(self) -> list[str]:
         """Every array the engine wrote (complete or not) whose metadata reads, in store order
@@ -507,6 +655,13 @@ class RunStore:
     # ------------------------------------------------------------------ reading
 
     def _state(self, key: str) -> tuple[zarr.Array, dict] | None:
+        state = self._open(key)
+        return None if state is None else state[:2]
+
+    def _open(self, key: str) -> tuple[zarr.Array, dict, list[str]] | None:
+        """Array ``key``, its record with the seals checked, and the cached entries dropped
+        from it because their seal fails; None where there is no record to trust (absent,
+        unreadable, or an entry other than a cache changed: the array is then rebuilt)."""
         try:
             node = self.root[key]
         except KeyError:
@@ -514,9 +669,17 @@ class RunStore:
         except Exception as exc:  # metadata cut short by a kill: rebuild the array
             log.warning("%s: metadata unreadable (%s); rebuilding it", key, exc)
             return None
-        if not isinstance(node, zarr.Array) or _ATTR not in node.attrs:
+        if not isinstance(node, zarr.Array) or not isinstance(node.attrs.get(_ATTR), dict):
             return None
-        return node.with_config(_CONFIG), dict(node.attrs[_ATTR])
+        info, problem, dropped = _unseal(dict(node.attrs[_ATTR]))
+        noted = (str(self.path), key, problem, tuple(dropped))
+        if (problem or dropped) and noted not in _NOTED:
+            _NOTED.add(noted)  # once per process, not per handle
+            log.warning("%s/%s: %s", self.path, key, f"{problem}; it counts as absent, and the stage that writes it "
+                        "rebuilds it" if problem else _cache_problem(dropped))
+        if problem:
+            return None
+        return node.with_config(_CONFIG), info, dropped
 
     def is_complete(self, key: str, fingerprint: dict | None = None) -> bool:
         """Whether ``key`` is complete, of the current format, with every chunk there (and,
@@ -536,15 +699,17 @@ class RunStore:
         return self._damaged(key, f"{array.nchunks - stored} of {array.nchunks} chunks are missing")
 
     def array(self, key: str) -> zarr.Array:
-        """A complete array with every chunk there (each chunk's checksum is checked as it
-        is read); a KeyError names it and the stage that writes it when it is incomplete,
-        a DamagedArrayError when a chunk is missing."""
+        """A complete array with every chunk there and in its place (``check``: their
+        checksums give its digest; each chunk's checksum is checked as it is read); a
+        KeyError names it and the stage that writes it when it is incomplete, a
+        DamagedArrayError when a chunk is missing, moved or replaced."""
         state = self._state(key)
         if state is None or not state[1].get("complete") or state[1].get("format") != FORMAT:
             raise KeyError(f"{self.path}/{key} is missing or incomplete; run `repscope extract` first")
-        damage = self._all_chunks(key, state[0])
+        damage = self._all_chunks(key, state[0])  # every time: a chunk gone since the check reads as fill values
         if damage is not None:
             raise damage
+        self._check(key, *state)
         return state[0]
 
     def read(self, key: str, selection=slice(None), orthogonal: bool = False) -> np.ndarray:
@@ -595,6 +760,20 @@ def _parse(raw: bytes) -> tuple[dict | None, str | None]:
         text = " ".join(str(exc).split())
         return None, f"its {_META} is cut short or corrupt ({type(exc).__name__}: {text[:160]})"
     return meta, None
+
+
+def _record(array: zarr.Array, info: dict) -> None:
+    """Write the engine's record ``info`` of ``array``, sealed."""
+    array.attrs[_ATTR] = _sealed(info)
+
+
+def _group_problem(names: list[str]) -> str:
+    return (f"its metadata was changed after it was written (kept {', '.join(names)}: not what its seal records); "
+            "not used: a rerun computes it again")
+
+
+_REPLACED = ("its chunks do not give the digest recorded when it was written (a chunk was replaced, or moved to "
+             "another place)")
 
 
 def _digest(trailers) -> str:

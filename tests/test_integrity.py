@@ -1,4 +1,5 @@
 """A damaged store never yields a number: missing chunks, altered bytes, swapped chunks,
+valid chunks in the wrong place or array, edited metadata (cached values, fingerprints),
 arrays of an earlier format; verification, repair by rerun, one writer per folder, and
 a store that xarray opens."""
 
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 
 import repscope
 from repscope.engine.errors import EngineError
 from repscope.engine.lock import holder, run_lock
 from repscope.engine.verify import verify_run
-from repscope.store import DamagedArrayError, RunStore, embedding_key, layer_key
+from repscope.store import DamagedArrayError, RunStore, embedding_key, labels_key, layer_key
+from repscope.store.runstore import FORMAT, _digest
 
 CLI = [sys.executable, "-m", "repscope"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -52,7 +55,7 @@ def test_a_sound_store_verifies_and_reads(store):
     assert [store.verify(k).problem for k in store.keys()] == [None, None, None]
     assert store.read("d/zeros").shape == (10, 2, 2)  # chunks of zeros are written, not left out
     assert store.root["d/zeros"].nchunks_initialized == store.root["d/zeros"].nchunks
-    assert store.info("d/a")["digest"] and store.info("d/a")["format"] == 2
+    assert store.info("d/a")["digest"] and store.info("d/a")["format"] == FORMAT
 
 
 def test_a_missing_chunk_is_damage_never_zeros(store):
@@ -77,8 +80,50 @@ def test_altered_bytes_fail_the_checksum_on_read_and_verify(store):
 
 def test_a_chunk_swapped_for_another_valid_one_changes_the_digest(store):
     shutil.copy(_chunk(store.path, "d/a"), _chunk(store.path, "d/b"))
-    np.testing.assert_array_equal(store.read("d/b")[:4], store.read("d/a")[:4])  # each chunk decodes
+    np.testing.assert_array_equal(zarr.open_array(store.path / "d/b")[:4], store.read("d/a")[:4])  # it decodes
     assert "digest" in store.verify("d/b").problem
+
+
+def _swap(a: Path, b: Path) -> None:
+    data = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    b.write_bytes(data)
+
+
+def test_chunks_swapped_within_an_array_are_refused_before_their_data_is_used(store):
+    def trailers() -> list[bytes]:
+        return [_chunk(store.path, "d/a", f"{i}/0").read_bytes()[-4:] for i in range(3)]
+
+    before = trailers()
+    assert _digest(before) == store.info("d/a")["digest"]
+    _swap(_chunk(store.path, "d/a", "0/0"), _chunk(store.path, "d/a", "1/0"))  # each keeps a valid checksum
+    zarr.open_array(store.path / "d/a")[:]  # every chunk decodes
+    after = trailers()
+    assert sorted(after) == sorted(before) and _digest(after) != _digest(before)  # only the order tells
+    reader = RunStore(store.path)  # a stage's handle (the writer's trusts what it has just checked)
+    with pytest.raises(DamagedArrayError, match=r"d/a is damaged: its chunks do not give the digest.*moved"):
+        reader.read("d/a", slice(0, 2))  # a read of one chunk checks the whole array's order
+    assert not store.is_complete("d/a") and "moved" in store.info("d/a")["damaged"]
+    shutil.copy(_chunk(store.path, "d/b", "1/0"), _chunk(store.path, "d/b", "0/0"))  # one chunk twice
+    with pytest.raises(DamagedArrayError, match="d/b is damaged: its chunks do not give the digest"):
+        RunStore(store.path).made_from("d/b")  # what a derived array's fingerprint reads first
+
+
+def test_the_digest_check_reads_only_chunk_trailers_once_per_handle(store, monkeypatch):
+    fresh = RunStore(store.path)
+    fetched = []
+    real = RunStore._fetch
+
+    def spy(self, array, byte_range=None):
+        for chunk, data in real(self, array, byte_range):
+            fetched.append((chunk, len(data)))
+            yield chunk, data
+
+    monkeypatch.setattr(RunStore, "_fetch", spy)
+    for _ in range(3):
+        fresh.read("d/a", slice(0, 4))
+    fresh.made_from("d/a")
+    assert [size for _, size in fetched] == [4, 4, 4]  # 3 chunks, their last 4 bytes, once
 
 
 def test_arrays_of_an_earlier_format_are_rebuilt(store):
@@ -314,3 +359,99 @@ def test_a_rerun_with_nothing_to_do_writes_nothing_and_says_so(tiny_run, tmp_pat
     assert {r["stage"]: r["work"] for r in stage_runs[-6:]} == {stage: False for stage in
                                                                 ("fetch", "train", "extract", "embed", "evaluate",
                                                                  "report")}
+
+
+# ------------------------------------------------------------------ valid chunks in the wrong place
+
+
+def test_a_layer_chunk_replaced_by_a_valid_one_is_named_and_nothing_is_embedded_from_it(tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    store_path = run / "store.zarr"
+    layer = layer_key("digits", 42, "trained", "2")
+    embedding = embedding_key("digits", 42, "trained", "tsne", "2")
+    digest = RunStore(store_path).info(layer)["digest"]
+    # the untrained network's chunk: same shape, a valid checksum, other activations
+    shutil.copy(_chunk(store_path, layer_key("digits", 42, "untrained", "2")), _chunk(store_path, layer))
+    shutil.rmtree(store_path / embedding)
+    with pytest.raises(DamagedArrayError, match=f"{layer} is damaged: its chunks do not give the digest") as caught:
+        _analyze(run)
+    assert caught.value.exit_code == 3  # the command line's code for data errors
+    store = RunStore(store_path)
+    assert store.info(embedding) is None  # nothing embedded from the wrong bytes
+    assert not store.is_complete(layer) and "digest" in store.info(layer)["damaged"]
+    _analyze(run)  # rebuilds the layer (the same bytes), then the embedding
+    assert RunStore(store_path).info(layer)["digest"] == digest
+    assert (run / "metrics.csv").read_bytes() == (tiny_run / "metrics.csv").read_bytes()
+    assert not verify_run(run).damaged
+
+
+def test_labels_replaced_by_validly_encoded_shuffled_labels_are_named_before_any_score(tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    store_path = run / "store.zarr"
+    key = labels_key("digits")
+    labels = RunStore(store_path).labels("digits")
+    shuffled = np.random.default_rng(0).permutation(labels)
+    forged = RunStore(tmp_path / "forged.zarr")
+    forged.write_whole("l", shuffled, {}, chunks=zarr.open_array(store_path / key).chunks)
+    shutil.copy(_chunk(forged.path, "l", "0"), _chunk(store_path, key, "0"))
+    np.testing.assert_array_equal(zarr.open_array(store_path / key)[:], shuffled)  # it decodes, checksum and all
+    embedding = embedding_key("digits", 42, "trained", "tsne", "original")
+    shutil.rmtree(store_path / embedding)  # its job scores it with the labels
+    with pytest.raises(DamagedArrayError, match=f"{key} is damaged: its chunks do not give the digest"):
+        _analyze(run)
+    assert RunStore(store_path).info(embedding) is None
+    with pytest.raises(KeyError, match="missing or incomplete"):  # marked: evaluate cannot score with them
+        _rerun_evaluate(run)
+    _analyze(run)
+    assert (run / "metrics.csv").read_bytes() == (tiny_run / "metrics.csv").read_bytes()
+    assert not verify_run(run).damaged
+
+
+# ------------------------------------------------------------------ values kept in metadata are sealed
+
+
+def _edit_attributes(path: Path, change) -> None:
+    """Change a node's attributes in its zarr.json by hand (as JSON, so the file still reads)."""
+    meta = json.loads(path.read_text())
+    change(meta["attributes"])
+    path.write_text(json.dumps(meta, indent=2))
+
+
+def _edit_cka(attributes: dict) -> None:
+    kept = attributes["cka"]
+    matrix = kept.get("value", kept)["matrix"]  # trained/2 against untrained/2: cka_untrained of "2"
+    matrix[1][2] = matrix[2][1] = matrix[1][2] + 0.1
+
+
+_TRAINED_EMBEDDING = embedding_key("digits", 42, "trained", "tsne", "2")
+EDITS = {
+    "a cached metric": (_TRAINED_EMBEDDING, lambda a: a["repscope"]["metrics"].update(ds=0.9)),
+    "a cached measure": (_TRAINED_EMBEDDING, lambda a: a["repscope"]["measures"]["silhouette"].update(value=0.9)),
+    "a group's kept CKA": ("digits/seed42", _edit_cka),
+    "a layer's fingerprint": (layer_key("digits", 42, "trained", "2"),
+                              lambda a: a["repscope"]["fingerprint"].update(n=121)),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_edited_metadata_is_named_by_verify_and_never_used(tiny_run, tmp_path, capsys, edit):
+    run = _copy(tiny_run, tmp_path / "run")
+    key, change = EDITS[edit]
+    _edit_attributes(run / "store.zarr" / key / "zarr.json", change)
+    code, err = _verify_cli(run, capsys)
+    assert code == 3 and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {key}: its metadata was changed after it was written")
+    _analyze(run)
+    assert (run / "metrics.csv").read_bytes() == (tiny_run / "metrics.csv").read_bytes()
+    assert (run / "cka.csv").read_bytes() == (tiny_run / "cka.csv").read_bytes()
+    assert not verify_run(run).damaged
+
+
+def test_an_edited_cached_metric_is_not_used_by_a_run_without_verify(tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path / "run")
+    _edit_attributes(run / "store.zarr" / _TRAINED_EMBEDDING / "zarr.json",
+                     lambda a: a["repscope"]["metrics"].update(ds=0.9))
+    _analyze(run)  # the value is computed again from the (sound) embedding
+    assert (run / "metrics.csv").read_bytes() == (tiny_run / "metrics.csv").read_bytes()
+    assert not verify_run(run).damaged
