@@ -18,11 +18,13 @@ end, so a killed job leaves it incomplete and a rerun embeds it again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -135,7 +137,36 @@ def run_jobs(run_dir: str | Path, jobs: list[JobKey], settings: JobSettings, *, 
     return outcomes
 
 
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start worker processes without the parent's ``__main__``.
+
+    A spawned process imports its parent's main script (to find what was pickled from
+    it), which runs the script again: a script that calls ``repscope.analyze`` without
+    ``if __name__ == "__main__":`` would start the run again in every worker. The jobs
+    need nothing of the script (only repscope's functions and plain settings), so its
+    name and path are hidden from ``multiprocessing`` while the pool's processes start.
+    """
+    main = sys.modules.get("__main__")
+    saved = {name: getattr(main, name) for name in ("__file__", "__spec__") if hasattr(main, name)}
+    try:
+        for name in saved:
+            if name == "__spec__":
+                main.__spec__ = None
+            else:
+                delattr(main, name)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
+
+
 def _run_pool(run_dir, queue: list[JobKey], settings: JobSettings, workers: int, timeout: float, finish) -> None:
+    with _main_module_hidden():  # processes start at the first submit and whenever a pool is replaced
+        _pool_loop(run_dir, queue, settings, workers, timeout, finish)
+
+
+def _pool_loop(run_dir, queue: list[JobKey], settings: JobSettings, workers: int, timeout: float, finish) -> None:
     warm = any(settings.embedders.get(k.method) == "umap-learn" for k in queue)
     context = multiprocessing.get_context("spawn")
     attempts: dict[JobKey, int] = {}

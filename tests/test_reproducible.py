@@ -10,18 +10,20 @@ import sys
 import textwrap
 from pathlib import Path
 
+# Without `if __name__ == "__main__":`, as a first script is written: worker processes
+# must not run it again (engine/scheduler.py).
 SCRIPT = textwrap.dedent("""
     import sys
     import torch
     from torch import nn
     import repscope
 
-    if __name__ == "__main__":
-        torch.manual_seed(0)
-        net = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
-        repscope.analyze(net, "digits", layers=["2"], methods=["tsne"], n=200, out=sys.argv[1],
-                         workers=int(sys.argv[2]), train=True, recipe={"epochs": 2, "learning_rate": 0.05},
-                         metrics="all", report=False)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
+    run = repscope.analyze(net, "digits", layers=["2"], methods=["tsne"], n=200, out=sys.argv[1],
+                           workers=int(sys.argv[2]), train=True, recipe={"epochs": 2, "learning_rate": 0.05},
+                           metrics="all", report=False)
+    print(len(run.metrics), "rows")
 """)
 
 
