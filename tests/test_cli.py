@@ -59,6 +59,7 @@ def test_the_wheel_installs_only_repscope(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                            str(tmp_path), str(source)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Warning" not in proc.stderr and "would be ignored" not in proc.stderr, proc.stderr[-2000:]
     (wheel,) = tmp_path.glob("repscope-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"repscope", wheel.name.split("-py3")[0] + ".dist-info"}
