@@ -27,6 +27,7 @@ import numpy as np
 from ..store import NETWORKS, Representation, RunStore, embedding_key, find
 from .errors import MissingDataError, SettingsError
 from .evaluate import METRICS_CSV
+from .progress import shown
 from .runinfo import CONFIG, read_run_config, store_location
 from .settings import DEFAULT_SEED
 from .tables import read_metrics_csv
@@ -132,6 +133,7 @@ def analyze(
     umap_embedder: str | None = None,
     metrics: str | Sequence[str] | None = None,
     neighbourhood_sample: int | None = None,
+    progress: bool = True,
 ) -> "Run":
     """Embed every analysed layer of ``model`` (trained and untrained) on ``data`` and score it.
 
@@ -171,6 +173,9 @@ def analyze(
         ``trustworthiness``, ``silhouette``, ``cka``, ``probe``, ``"default"`` or ``"all"``.
     neighbourhood_sample : int, optional
         Estimate the neighbourhood measures from this many seeded query points.
+    progress : bool
+        Where logging is not configured, show what the run decides and its progress on
+        standard error (bars on a terminal, a line at most every 30 s elsewhere).
 
     Returns
     -------
@@ -206,7 +211,7 @@ def analyze(
     if n is None:
         n = min(5_000, min(len(source.train) for source in opened))
     stages = pipeline.STAGES if report else tuple(s for s in pipeline.STAGES if s != "report")
-    with pipeline.nothing_left_unless_started(Path(out)):  # a model object's weights are saved first
+    with shown(progress), pipeline.nothing_left_unless_started(Path(out)):  # a model object's weights are saved first
         spec = model_spec(model, layers, transform=transform, checkpoint=checkpoint, out=out,
                           train=train or recipe is not None)
         settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),

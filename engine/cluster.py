@@ -31,7 +31,7 @@ from ..store import RunStore, flag_group
 
 from . import jobs
 from .jobs import JobKey, JobSettings
-from .scheduler import Outcome, prepare_process, quiet_libraries
+from .scheduler import Outcome, prepare_process, quiet_libraries, umap_warm_points
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class PrepareWorker(WorkerPlugin):
 
     name = "repscope-prepare"
 
-    def __init__(self, threads: int, warm_umap: bool, log_level: int) -> None:
+    def __init__(self, threads: int, warm_umap: int, log_level: int) -> None:
         self.args = (threads, warm_umap, log_level)
 
     def setup(self, worker) -> None:
@@ -154,7 +154,7 @@ def run_dask(run_dir, queue: list[JobKey], settings: JobSettings, *, address: st
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
-    warm = any(settings.embedders.get(k.method) == "umap-learn" for k in queue)
+    warm = umap_warm_points(run_dir, queue, settings)
     quiet_libraries(logging.getLogger().level)  # distributed logs every worker start and stop at INFO
     token = uuid.uuid4().hex[:12]  # this invocation: a rerun retries the jobs that time out now
     flags = f"timeouts-{token}"

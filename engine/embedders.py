@@ -165,14 +165,16 @@ class UmapLearn(Embedder):
             return umap.UMAP(**self.parameters(len(x), seed)).fit_transform(x).astype(np.float32)
 
     @staticmethod
-    def warm_up() -> None:
-        """Compile umap-learn's numba functions once in this process (about half a minute).
+    def warm_up(n: int = 4_500) -> None:
+        """Compile umap-learn's numba functions once in this process, for jobs of up to ``n`` points.
 
-        Above 4 096 points umap-learn switches from an exact neighbour search to
-        pynndescent, which compiles code of its own: the warm-up uses enough points to
-        take that path too, so no job pays for compilation.
+        Up to 4 096 points umap-learn searches neighbours exactly (about 15 s to
+        compile); above, it switches to pynndescent, which compiles code of its own
+        (about a minute more): the warm-up takes the path of ``n`` points, so that no job
+        pays for compilation and a small run does not pay for pynndescent's.
         """
-        x = np.random.default_rng(0).normal(size=(4_500, 3)).astype(np.float32)
+        points = 4_500 if n > 4_096 else 300
+        x = np.random.default_rng(0).normal(size=(points, 3)).astype(np.float32)
         UmapLearn().embed(x, 0)
 
 

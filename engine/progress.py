@@ -17,9 +17,11 @@ count: 3/3 step, done in 0.0 s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Iterable
 
 log = logging.getLogger("repscope.progress")
@@ -92,3 +94,33 @@ def progress_bar(iterable: Iterable | None = None, **options):
 
         return tqdm(iterable, **options)
     return LogProgress(iterable, **options)
+
+
+@contextlib.contextmanager
+def shown(show: bool = True) -> Iterator[None]:
+    """Show the engine's INFO lines and progress on standard error for the block, where
+    logging is not configured (a script or a notebook calling the Python API).
+
+    Where the program has configured logging (a handler on the root or ``repscope``
+    logger), or ``show`` is False, nothing changes.
+
+    Examples
+    --------
+    >>> with shown(False):
+    ...     logging.getLogger("repscope").isEnabledFor(logging.DEBUG)
+    False
+    """
+    logger = logging.getLogger("repscope")
+    if not show or logging.getLogger().handlers or logger.handlers:
+        yield
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

@@ -2,8 +2,12 @@
 (``scheduler="dask"`` hands the same jobs to ``engine.cluster`` under the same bar).
 
 Workers are started once (spawned, so no thread state is inherited) and pay the
-one-time costs there: umap-learn compiles its numba code for about half a minute in
-every new process, so a worker warms it up before its first job, never per job. At
+one-time costs there: umap-learn compiles its numba code in every new process (about
+15 s for its exact neighbour search, used up to 4 096 points, and a minute more for
+pynndescent's above), so a worker warms up the path its jobs take before its first
+job, never per job. (The compiled code is not kept in numba's cache: a parallel
+function with fast-math flags loaded from it gives other last bits than one compiled
+afresh, so the numbers would depend on the cache.) At
 most one job per worker is in flight, so a job's start is its submission; a job that
 outlives the timeout (cuML t-SNE has hung on some inputs) takes the pool down with it
 and is reported as failed, and the other jobs in flight go to a fresh pool. A job that
@@ -30,7 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from .jobs import JobKey, JobSettings, run_job
+from .jobs import JobKey, JobSettings, job_store, run_job
 from .progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -52,7 +56,17 @@ def quiet_libraries(level: int) -> None:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
-def prepare_process(threads: int, warm_umap: bool, log_level: int, parent: int | None = None) -> None:
+def umap_warm_points(run_dir, queue: list[JobKey], settings: JobSettings) -> int:
+    """The largest N among the umap-learn jobs of ``queue`` (0 where there are none): what a
+    worker's warm-up compiles for (``UmapLearn.warm_up``)."""
+    datasets = {k.dataset for k in queue if settings.embedders.get(k.method) == "umap-learn"}
+    if not datasets:
+        return 0
+    store = job_store(run_dir, settings)
+    return max(len(store.labels(d)) for d in datasets)
+
+
+def prepare_process(threads: int, warm_umap: int, log_level: int, parent: int | None = None) -> None:
     """A worker process's one-time setup: thread counts, logging, umap-learn's compilation.
 
     Parameters
@@ -60,8 +74,9 @@ def prepare_process(threads: int, warm_umap: bool, log_level: int, parent: int |
     threads : int
         numba's threads in this process (and OpenMP's default); the numbers do not depend
         on it, and each job pins its other thread counts (``engine.threads``).
-    warm_umap : bool
-        Compile umap-learn's numba code now, before the first job.
+    warm_umap : int
+        Compile umap-learn's numba code now, before the first job, for jobs of up to this
+        many points (0: not at all).
     log_level : int
         The logging level of this process.
     parent : int, optional
@@ -82,7 +97,7 @@ def prepare_process(threads: int, warm_umap: bool, log_level: int, parent: int |
     if warm_umap:
         from .embedders import UmapLearn
 
-        UmapLearn.warm_up()
+        UmapLearn.warm_up(warm_umap)
 
 
 def _kill(pool: ProcessPoolExecutor, wait_s: float = 10.0) -> None:
@@ -167,7 +182,7 @@ def _run_pool(run_dir, queue: list[JobKey], settings: JobSettings, workers: int,
 
 
 def _pool_loop(run_dir, queue: list[JobKey], settings: JobSettings, workers: int, timeout: float, finish) -> None:
-    warm = any(settings.embedders.get(k.method) == "umap-learn" for k in queue)
+    warm = umap_warm_points(run_dir, queue, settings)
     context = multiprocessing.get_context("spawn")
     attempts: dict[JobKey, int] = {}
     queue.reverse()  # pop() from the end keeps the original order

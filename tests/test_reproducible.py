@@ -34,6 +34,8 @@ def _run(tmp_path: Path, name: str, workers: int, env: dict[str, str]) -> Path:
     proc = subprocess.run([sys.executable, str(script), str(out), str(workers)], capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # logging not configured by the script: the Python API shows its decisions and progress itself
+    assert "INFO repscope.engine.pipeline: jobs:" in proc.stderr and "INFO repscope.progress: embed:" in proc.stderr
     return out
 
 
