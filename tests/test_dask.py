@@ -51,7 +51,7 @@ def _run(out: Path, data_root: Path, address: str, **kw):
 @pytest.mark.slow
 def test_smoke_preset_on_a_local_cluster_matches_the_local_scheduler(smoke_run, data_root, tmp_path):
     """The whole smoke preset on a LocalCluster started by the run itself, with as many
-    workers (so as many threads per job) as the local run had: 2 on a 2-core machine.
+    workers as the local run had (2 on a 2-core machine; the count changes no number).
 
     Seven minutes on two cores, so ``slow``; the tests below compare the Dask runs of a
     few jobs with the local scheduler's byte for byte in every suite."""
