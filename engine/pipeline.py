@@ -108,9 +108,9 @@ def _sources_at_hand(settings: RunSettings) -> dict:
 def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
     """Run ``stages`` of ``settings``; return a summary (paths, timings, failures)."""
     out = settings.out
-    decisions = decide(settings) if {"embed"} & set(stages) else {}  # may refuse: before the folder is made
-    if {"train", "extract"} & set(stages):
+    if {"train", "extract"} & set(stages):  # the data first (N, NaN and Inf), before anything is decided
         _check_n(settings, _sources_at_hand(settings))
+    decisions = decide(settings) if {"embed"} & set(stages) else {}  # may refuse: before the folder is made
     with nothing_left_unless_started(out):
         out.mkdir(parents=True, exist_ok=True)
         # One writer per run folder (a second run here stops at once, naming this one); thread

@@ -406,8 +406,10 @@ def test_runs_of_one_or_two_points_many_classes_odd_names_and_no_images(browser,
     names = ['<b>x</b> & "y" </script><!--', *[f"class {k}" for k in range(1, classes)]]
     run = synthetic_run(tmp_path / "run", n, classes=names, image=image, dead=True)
     store = RunStore(run / "store.zarr")
-    broken = store.array(embedding_key("mnist", 42, "untrained", "umap", "layer2"))
+    key = embedding_key("mnist", 42, "untrained", "umap", "layer2")
+    broken = store.read(key)
     broken[0, 1] = np.nan  # a coordinate that is not a number: that panel says so, the others draw
+    store.write_whole(key, broken, {"synthetic": "a coordinate not a number"})  # written as the store writes
     page = build_explorer(run)
     _open(browser, page, raster)
     assert _browser.errors(browser) == []
