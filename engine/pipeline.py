@@ -108,15 +108,16 @@ def _sources_at_hand(settings: RunSettings) -> dict:
 def run(settings: RunSettings, stages: tuple[str, ...] = STAGES) -> dict:
     """Run ``stages`` of ``settings``; return a summary (paths, timings, failures)."""
     out = settings.out
+    at_hand = _sources_at_hand(settings) if {"fetch", "train", "extract"} & set(stages) else {}
     if {"train", "extract"} & set(stages):  # the data first (N, NaN and Inf), before anything is decided
-        _check_n(settings, _sources_at_hand(settings))
+        _check_n(settings, at_hand)
     decisions = decide(settings) if {"embed"} & set(stages) else {}  # may refuse: before the folder is made
     with nothing_left_unless_started(out):
         out.mkdir(parents=True, exist_ok=True)
         # One writer per run folder (a second run here stops at once, naming this one); thread
         # counts fixed, so that the numbers do not depend on the machine (engine.threads).
         with run_lock(out), threads.pinned(threads.RUN_THREADS):
-            return _run_stages(settings, stages, decisions)
+            return _run_stages(settings, stages, decisions, at_hand)
 
 
 @contextlib.contextmanager
@@ -154,7 +155,9 @@ def nothing_left_unless_started(out: Path) -> Iterator[None]:
         raise
 
 
-def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict) -> dict:
+def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict, at_hand: dict) -> dict:
+    """The stages, under the run's lock; ``at_hand``: the data sets opened (and checked)
+    before, without fetching."""
     out = settings.out
 
     def record_settings() -> None:  # once they are known to be usable: a run folder's settings are its identity
@@ -187,7 +190,9 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
 
     from .sources import open_source
 
-    sources = {}
+    # the fetch stage opens each data set again, fetching or verifying its files; without it
+    # those opened before serve
+    sources = {} if "fetch" in stages else dict(at_hand)
 
     def open_all(fetch: bool):
         for name, spec in zip(settings.datasets, settings.sources):
@@ -196,7 +201,7 @@ def _run_stages(settings: RunSettings, stages: tuple[str, ...], decisions: dict)
         return sources
 
     def fetch_all():
-        if len(_sources_at_hand(settings)) == len(settings.datasets):
+        if len(at_hand) == len(settings.datasets):
             idle.add("fetch")  # every data set was there: nothing to fetch
         return open_all(True)
 
