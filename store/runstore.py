@@ -310,13 +310,8 @@ class RunStore:
         or group ``key``; a group is made where there is nothing."""
         try:
             node = self.root[key]
-        except KeyError:
-            node = self.root.require_group(key)
-        except Exception:  # its metadata cut short: recreated (a group's holds only these attributes)
-            problem = self._metadata_problem(key)
-            if problem is None:
-                raise
-            node = self._recreate_group(DamagedNode(key, "group", problem))
+        except Exception:  # absent, or its metadata cut short: made, or recreated (a group's holds only these)
+            node = self._require_group(key)
         values = _normalise(attributes)
         if any(node.attrs.get(name) != value for name, value in values.items()):  # else nothing is written
             node.attrs.update(values)
