@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -24,6 +25,19 @@ def run_engine(args: list[str]) -> tuple[float, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"`python -m repscope {' '.join(args)}` failed")
     return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def median_seconds(fn, repeats: int, warm_up: bool = False) -> float:
+    """The median wall time of ``repeats`` calls of ``fn``, after one untimed call where
+    ``warm_up`` (compilation, caches)."""
+    if warm_up:
+        fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def machine() -> dict:

@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import RESULTS, machine, timestamp  # noqa: E402
+from benchmarks._common import RESULTS, machine, median_seconds, timestamp  # noqa: E402
 from repscope.engine.presets.study import REPRESENTATIONS  # noqa: E402
 from repscope.store import CHUNK_ROWS, RunStore, find, layer_key  # noqa: E402
 
@@ -46,15 +44,6 @@ def write(root: Path, n: int) -> None:
             progress.array[a:b] = np.maximum(rng.normal(size=(b - a, *shape)), 0).astype(np.float32)
             store.commit_rows(progress, b)
         store.mark_complete(progress)
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ the loop at the same N go to ``benchmarks/results/kernels_pairs-<device>.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import median_seconds  # noqa: E402
 from repscope.kernels import pair_sums  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -47,14 +49,7 @@ def study_loop(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return same, diff
 
 
-def _median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up: compilation, caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+_median_seconds = functools.partial(median_seconds, warm_up=True)  # compilation and caches first
 
 
 def _cuda_seconds(fn, repeats: int) -> float:
