@@ -24,7 +24,10 @@ def test_gpu_check_dry_run_lists_every_step(tmp_path):
     names = [line.split(" ")[1] for line in lines[:-1]]
     assert names == ["gpu-tests", "kernels", "extract", "parity", "full-jobs", "evaluate"]
     assert "--backend gpu --preset full" in proc.stdout and "cuml-tsne@cuda" in proc.stdout
-    assert "total limit" in lines[-1] and int(lines[-1].rsplit(" ", 2)[1]) <= 600  # fits in ten minutes
+    assert "total limit" in lines[-1] and int(lines[-1].rsplit(" ", 2)[1]) <= 900  # fits in 15 minutes
+    # the engine steps share one set of run options (other options would be refused as another run)
+    engine = [line.split(" -q ", 1)[1].split(" ", 1)[1] for line in lines if " -m repscope -q " in line]
+    assert len(engine) == 3 and engine[0] == engine[2] and engine[1].startswith(engine[0] + " ")
     assert not list(tmp_path.iterdir())  # a dry run writes nothing
 
 
