@@ -1,10 +1,40 @@
-"""The compiled CPU pair kernel (numba): upper triangle, label-sorted, tiled, parallel.
+"""The compiled CPU kernels (numba): pair sums over the upper triangle, class distance sums,
+neighbour ranks.
 
-Rows are taken in blocks of ``_ROWS``; block p is paired with block ``nb - 1 - p`` so
-that every parallel iteration covers the same number of pairs (row i has N - 1 - i
-partners). Within a block, columns are visited in tiles that stay in cache while every
-row of the block uses them. Importing this module needs numba; the callers fall back to
-the blocked numpy kernel without it.
+Pair sums: rows are taken in blocks of ``_ROWS``; block p is paired with block
+``nb - 1 - p`` so that every parallel iteration covers the same number of pairs (row i
+has N - 1 - i partners). Columns are visited in tiles of ``_tile(d)`` columns, starting
+at the block's first row + 1. One kernel serves every d up to 32: in 2-D, summing the two
+squared differences from 0.0 gives the bits of ``u * u + v * v``, as fast.
+
+Why the results are reproducible
+--------------------------------
+Every floating-point sum is written out in one fixed order, and nothing may change it:
+
+* No fast-math flags. Without ``reassoc`` and ``contract`` LLVM may not reorder a sum or
+  fuse a multiply-add, so a kernel compiled afresh, one loaded from numba's cache, a
+  scalar build and a vector build all perform the same operations on the same operands.
+  (With the flags, the copy of a parallel loop's body loaded from the cache gave other
+  last bits than the one compiled afresh.)
+* Vectorised across rows, never along a sum. The inner loops run over the rows of a
+  block (``for l in range(m)``): each lane owns one row's running sums, which take the
+  columns one at a time in increasing order. Lanes never meet, so the vector width (or
+  none) changes no operation. The loop vectoriser does this without reassociation; it
+  is what makes these kernels as fast as the former fast-math ones.
+* Masks add exact zeros. A row takes the columns to its right (j > i) and splits them
+  into same-label (j < end of its label's run) and other-label partners; in a vector
+  lane the column it does not take adds +0.0, which leaves a sum of non-negative terms
+  unchanged bit for bit.
+* Per row and tile a partial sum starts at 0.0; a block adds its rows' partial sums in
+  (tile, row) order; each parallel iteration writes its own slot, and the slots are
+  summed by numpy after the parallel loop. So no sum depends on the thread count, and
+  the order is that of the plain loop ``for tile: for row: for column`` with these
+  constants (``tests/test_kernels.py`` checks the kernels against that loop, bit for bit).
+* Class distance sums add, per (row, class), the distances to that class's points in
+  column order, each squared distance summed over the dimensions in order.
+
+Importing this module needs numba; the callers fall back to the blocked numpy kernels
+without it.
 """
 
 from __future__ import annotations
@@ -14,100 +44,89 @@ import math
 import numba
 import numpy as np
 
+#: Rows per block: the vector lanes of the pair and class-sum kernels.
 _ROWS = 32
+#: Columns per tile in 2-D: the order of the pair sums depends on it (see the module doc).
 _TILE_2D = 8192
-# No fast-math flags anywhere: numba compiles the body of a parallel loop (with what it
-# calls) into a function of its own, and with the flags the copy loaded from numba's
-# cache gave other last bits than the one compiled afresh, so a number depended on
-# whether the cache was warm (tests/test_kernels.py checks that both agree).
+
+
+def _tile(d: int) -> int:
+    """Columns per tile: 8 192 in 2-D, else d columns of one tile within about 256 KiB."""
+    return _TILE_2D if d == 2 else max(512, min(8192, 32768 // d))
 
 
 @numba.njit(cache=True)
-def _rows_2d(x0, x1, ends, r0, r1):
-    n = x0.shape[0]
-    same = 0.0
-    diff = 0.0
-    for c0 in range(r0 + 1, n, _TILE_2D):
-        c1 = min(c0 + _TILE_2D, n)
-        for i in range(r0, r1):
-            lo = max(c0, i + 1)
-            if lo >= c1:
-                continue
-            mid = min(max(ends[i], lo), c1)
-            a = x0[i]
-            b = x1[i]
-            s = 0.0
-            for j in range(lo, mid):
-                u = x0[j] - a
-                v = x1[j] - b
-                s += math.sqrt(u * u + v * v)
-            same += s
-            s = 0.0
-            for j in range(mid, c1):
-                u = x0[j] - a
-                v = x1[j] - b
-                s += math.sqrt(u * u + v * v)
-            diff += s
-    return same, diff
+def _load(xt, r0, m, a):
+    """The coordinates of rows r0 .. r0 + m - 1 into ``a`` (d, lanes)."""
+    for k in range(xt.shape[0]):
+        for l in range(m):
+            a[k, l] = xt[k, r0 + l]
 
 
 @numba.njit(cache=True)
-def _rows_nd(xt, ends, r0, r1, tile, buf):
-    d, n = xt.shape
+def _squared(xt, j, a, m, sq):
+    """``sq[l]``: the squared distance of column j to lane l's row, over the dimensions in order."""
+    for l in range(m):
+        sq[l] = 0.0
+    for k in range(xt.shape[0]):
+        p = xt[k, j]
+        for l in range(m):
+            u = p - a[k, l]
+            sq[l] += u * u
+
+
+@numba.njit(cache=True)
+def _rows(xt, ends, r0, r1, tile, a, e, sq, ps, pd):
+    """(same, diff) sums of rows r0 .. r1 - 1 against the columns to their right."""
+    n = xt.shape[1]
+    m = r1 - r0
+    _load(xt, r0, m, a)
+    for l in range(m):
+        e[l] = ends[r0 + l]
     same = 0.0
     diff = 0.0
     for c0 in range(r0 + 1, n, tile):
         c1 = min(c0 + tile, n)
-        for i in range(r0, r1):
-            lo = max(c0, i + 1)
-            if lo >= c1:
-                continue
-            m = c1 - lo
-            for t in range(m):
-                buf[t] = 0.0
-            for k in range(d):
-                a = xt[k, i]
-                for t in range(m):
-                    u = xt[k, lo + t] - a
-                    buf[t] += u * u
-            split = min(max(ends[i], lo), c1) - lo
-            s = 0.0
-            for t in range(split):
-                s += math.sqrt(buf[t])
-            same += s
-            s = 0.0
-            for t in range(split, m):
-                s += math.sqrt(buf[t])
-            diff += s
+        for l in range(m):
+            ps[l] = 0.0
+            pd[l] = 0.0
+        for j in range(c0, c1):
+            _squared(xt, j, a, m, sq)
+            c = j - r0
+            for l in range(m):
+                dist = math.sqrt(sq[l])
+                take = l < c
+                w = dist if take and j < e[l] else 0.0
+                ps[l] += w
+                pd[l] += dist - w if take else 0.0
+        for l in range(m):
+            same += ps[l]
+            diff += pd[l]
     return same, diff
 
 
-@numba.njit(cache=True)
-def _block(xt, ends, b, tile, buf):
-    """(same, diff) sums of row block ``b`` against the columns to its right."""
-    d, n = xt.shape
-    r0 = b * _ROWS
-    r1 = min(r0 + _ROWS, n)
-    if d == 2:
-        return _rows_2d(xt[0], xt[1], ends, r0, r1)
-    return _rows_nd(xt, ends, r0, r1, tile, buf)
-
-
 @numba.njit(parallel=True, cache=True)
-def _sums(xt, ends, tile):
+def _sums(xt, ends, rows, tile):
     """Per-iteration partial sums for label-sorted points ``xt`` (d, n); block p is paired
     with block nb - 1 - p, a long row block with a short one, so iterations weigh the same."""
-    n = xt.shape[1]
-    nb = (n + _ROWS - 1) // _ROWS
+    d, n = xt.shape
+    nb = (n + rows - 1) // rows
     half = (nb + 1) // 2
     same = np.zeros(half)
     diff = np.zeros(half)
     for p in numba.prange(half):
-        buf = np.empty(tile)  # one small allocation per 64 rows of work
-        s, t = _block(xt, ends, p, tile, buf)
+        # scratch of one iteration: the block's coordinates, label ends, lanes' sums
+        a = np.empty((d, rows))
+        e = np.empty(rows, dtype=np.int64)
+        sq = np.empty(rows)
+        ps = np.empty(rows)
+        pd = np.empty(rows)
+        r0 = p * rows
+        s, t = _rows(xt, ends, r0, min(r0 + rows, n), tile, a, e, sq, ps, pd)
         q = nb - 1 - p
         if q != p:
-            s2, t2 = _block(xt, ends, q, tile, buf)
+            r0 = q * rows
+            s2, t2 = _rows(xt, ends, r0, min(r0 + rows, n), tile, a, e, sq, ps, pd)
             s += s2
             t += t2
         same[p] = s
@@ -115,12 +134,16 @@ def _sums(xt, ends, tile):
     return same, diff
 
 
-def pair_sums_direct(x: np.ndarray, ends: np.ndarray) -> tuple[float, float]:
-    """(same_sum, diff_sum) for label-sorted float64 points ``x`` (N, d) and class ends."""
-    d = x.shape[1]
+def pair_sums_direct(x: np.ndarray, ends: np.ndarray, *, rows: int = _ROWS,
+                     tile: int | None = None) -> tuple[float, float]:
+    """(same_sum, diff_sum) for label-sorted float64 points ``x`` (N, d) and class ends.
+
+    ``rows`` and ``tile`` are the block and tile sizes; the defaults define the order of
+    the sums (the numbers every run reports). A test varies them.
+    """
     ends = np.ascontiguousarray(ends, dtype=np.int64)
-    tile = max(512, min(8192, 32768 // d))  # d columns of one tile stay within ~256 KiB
-    same, diff = _sums(np.ascontiguousarray(x.T), ends, tile)
+    tile = _tile(x.shape[1]) if tile is None else tile
+    same, diff = _sums(np.ascontiguousarray(x.T), ends, rows, tile)
     # Summed here, not inside the parallel function: numba would turn that sum into a
     # parallel reduction whose order, hence last bits, depends on the thread count.
     return float(np.sum(same)), float(np.sum(diff))
@@ -152,21 +175,29 @@ def rank_excess(d2: np.ndarray, rows: np.ndarray, cols: np.ndarray, k: int, n_ro
 
 
 @numba.njit(parallel=True, cache=True)
-def _class_sums(xt, ids, n_classes):
+def _class_sums(xt, ids, n_classes, rows):
     d, n = xt.shape
-    out = np.zeros((n, n_classes))
-    for i in numba.prange(n):
-        row = out[i]
+    out = np.empty((n, n_classes))
+    nb = (n + rows - 1) // rows
+    for blk in numba.prange(nb):
+        r0 = blk * rows
+        m = min(r0 + rows, n) - r0
+        a = np.empty((d, rows))
+        _load(xt, r0, m, a)
+        acc = np.zeros((n_classes, rows))  # per (class, row): distances in column order
+        sq = np.empty(rows)
         for j in range(n):
-            s = 0.0
-            for c in range(d):
-                u = xt[c, j] - xt[c, i]
-                s += u * u
-            row[ids[j]] += math.sqrt(s)
+            _squared(xt, j, a, m, sq)
+            row = acc[ids[j]]
+            for l in range(m):
+                row[l] += math.sqrt(sq[l])
+        for l in range(m):
+            for c in range(n_classes):
+                out[r0 + l, c] = acc[c, l]
     return out
 
 
-def class_distance_sums_direct(x: np.ndarray, ids: np.ndarray, n_classes: int) -> np.ndarray:
+def class_distance_sums_direct(x: np.ndarray, ids: np.ndarray, n_classes: int, *, rows: int = _ROWS) -> np.ndarray:
     """(N, C) sums of each point's distances to the points of each class (float64 ``x``,
-    class ids 0 .. C - 1)."""
-    return _class_sums(np.ascontiguousarray(x.T), np.ascontiguousarray(ids, dtype=np.int64), n_classes)
+    class ids 0 .. C - 1), each in column order (``rows``, the block size, changes no bit)."""
+    return _class_sums(np.ascontiguousarray(x.T), np.ascontiguousarray(ids, dtype=np.int64), n_classes, rows)

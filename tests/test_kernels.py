@@ -195,16 +195,98 @@ def test_bad_input_is_named(x, y, message):
 def test_numba_results_do_not_depend_on_the_thread_count(d):
     import numba
 
+    from repscope.kernels.silhouette import class_distance_sums
+
     x, y = make_data(3000, d, "balanced", np.float32)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
         one = pair_sums(x, y, method="numba")
+        one_classes = class_distance_sums(x, y, method="numba")[0]
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
         many = pair_sums(x, y, method="numba")
+        many_classes = class_distance_sums(x, y, method="numba")[0]
     finally:
         numba.set_num_threads(before)
     assert float(one.same_sum) == float(many.same_sum) and float(one.diff_sum) == float(many.diff_sum)
+    assert np.array_equal(one_classes, many_classes)
+
+
+def ordered_pair_sums(x: np.ndarray, ends: np.ndarray, rows: int, tile: int) -> tuple[float, float]:
+    """The order the numba pair kernel defines (kernels/_numba.py), as plain scalar loops:
+    blocks of ``rows`` rows paired p with nb - 1 - p; per block, tiles of ``tile`` columns
+    from its first row + 1; per tile and row a partial sum from 0.0 over the columns in
+    order, each squared distance summed over the dimensions in order; the block adds its
+    rows' partial sums in (tile, row) order; numpy sums the blocks' pairs."""
+    n, d = x.shape
+    nb = (n + rows - 1) // rows
+    half = (nb + 1) // 2
+
+    def block(b):
+        r0, r1 = b * rows, min(b * rows + rows, n)
+        same = diff = 0.0
+        for c0 in range(r0 + 1, n, tile):
+            for i in range(r0, r1):
+                part_same = part_diff = 0.0
+                for j in range(max(c0, i + 1), min(c0 + tile, n)):
+                    sq = 0.0
+                    for k in range(d):
+                        u = float(x[j, k]) - float(x[i, k])
+                        sq += u * u
+                    if j < ends[i]:
+                        part_same += math.sqrt(sq)
+                    else:
+                        part_diff += math.sqrt(sq)
+                same += part_same
+                diff += part_diff
+        return same, diff
+
+    same, diff = np.zeros(half), np.zeros(half)
+    for p in range(half):
+        same[p], diff[p] = block(p)
+        if nb - 1 - p != p:
+            s, t = block(nb - 1 - p)
+            same[p] += s
+            diff[p] += t
+    return float(np.sum(same)), float(np.sum(diff))
+
+
+@pytest.mark.parametrize("rows, tile", [(32, None), (8, 16), (5, 7), (1, 3), (32, 40)])
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("pattern", ["balanced", "singleton", "duplicates", "lattice", "one-class"])
+def test_the_numba_pair_kernel_takes_its_defined_order_bit_for_bit(rows, tile, d, pattern):
+    """Vectorised across rows, the kernel performs exactly the plain loop's additions, at
+    any block and tile size: no vector width or compile path can change a bit."""
+    from repscope.kernels import _numba
+    from repscope.kernels.pairs import sort_by_label
+
+    x, y = make_data(150, d, pattern, np.float64, seed=rows)
+    sp = sort_by_label(x, y)
+    use = tile if tile is not None else _numba._tile(d)
+    assert _numba.pair_sums_direct(sp.x, sp.ends, rows=rows, tile=use) == ordered_pair_sums(sp.x, sp.ends, rows, use)
+    if (rows, tile) == (32, None):
+        assert pair_sums(x, y, method="numba")[::2] == ordered_pair_sums(sp.x, sp.ends, rows, use)
+
+
+@pytest.mark.parametrize("d", [1, 2, 5])
+@pytest.mark.parametrize("n", [1, 2, 33, 150])
+def test_class_distance_sums_do_not_depend_on_the_block_size(d, n):
+    """Per (row, class), the distances in column order: the plain loop's bits at any block size."""
+    from repscope.kernels import _numba
+
+    x, y = make_data(n, d, "duplicates" if n > 2 else "balanced", np.float64)
+    ids = np.unique(y, return_inverse=True)[1]
+    classes = int(ids.max()) + 1
+    plain = np.zeros((n, classes))
+    for i in range(n):
+        for j in range(n):
+            sq = 0.0
+            for k in range(d):
+                u = float(x[j, k]) - float(x[i, k])
+                sq += u * u
+            plain[i, ids[j]] += math.sqrt(sq)
+    for rows in (1, 3, 32):
+        assert np.array_equal(_numba.class_distance_sums_direct(x, ids, classes, rows=rows), plain)
 
 
 _CACHE_PROBE = """
