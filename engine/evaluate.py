@@ -22,7 +22,7 @@ from pathlib import Path
 from ..kernels import separation_metrics
 from ..store import NETWORKS, ORIGINAL, DamagedArrayError, Representation, RunStore
 from .findings import Depths
-from .jobs import JobKey, read_input
+from .jobs import JobKey, read_input, scored_with
 from .measures import (
     CKA_CSV, DEFAULT_FAMILIES, between_networks, embedding_measures, group_by_representation, layer_cka,
     representation_measures,
@@ -41,11 +41,16 @@ LARGE_N = 20_000
 TABLES = "tables"
 
 
+def _current(metrics: dict | None, k: int) -> bool:
+    """Whether kept metrics were computed with ``k`` by these kernels (else they are computed again)."""
+    return metrics is not None and all(metrics.get(name) == value for name, value in scored_with(k).items())
+
+
 def _row(key: JobKey, network: str, space: str, n: int, k: int, metrics: dict) -> dict:
     return {"dataset": key.dataset, "seed": key.seed, "network": network,
             "method": key.method if space == "embedding" else "none", "space": space,
             "representation": key.representation, "in_study": key.in_study, "n": n, "k": k,
-            **{m: float(v) for m, v in metrics.items() if m != "k"}}
+            **{m: float(v) for m, v in metrics.items() if m not in scored_with(k)}}
 
 
 def _rows(key: JobKey, space: str, n: int, k: int, metrics: dict) -> list[dict]:
@@ -70,8 +75,8 @@ def _embedding_metrics(store: RunStore, key: JobKey, labels, k: int, damaged: li
     if info is None or not info.get("complete") or not _sound(store, key.store_key, damaged):
         return None
     metrics = info.get("metrics") or {}
-    if metrics.get("k") != k:
-        metrics = {"k": k, **separation_metrics(store.read(key.store_key), labels, k=k)}
+    if not _current(metrics, k):
+        metrics = {**scored_with(k), **separation_metrics(store.read(key.store_key), labels, k=k)}
         store.annotate(key.store_key, metrics=metrics)
     return metrics
 
@@ -80,10 +85,10 @@ def _representation_metrics(store: RunStore, key: JobKey, labels, k: int, damage
     source = key.source_key  # a wide representation is scored in its PCA-reduced form
     cache = (store.info(source) or {}).get("representation_metrics", {})
     cached = cache.get(key.representation)
-    if cached is not None and cached.get("k") == k and not _sound(store, source, damaged):
+    if _current(cached, k) and not _sound(store, source, damaged):
         return None
-    if cached is None or cached.get("k") != k:
-        cached = {"k": k, **separation_metrics(read_input(store, key), labels, k=k)}
+    if not _current(cached, k):
+        cached = {**scored_with(k), **separation_metrics(read_input(store, key), labels, k=k)}
         store.annotate(source, representation_metrics={**cache, key.representation: cached})
     return cached
 

@@ -26,6 +26,7 @@ from ..store import (
     CHUNK_ROWS, EMBEDDING_DIMS, NETWORKS, ORIGINAL, Representation, RunStore, array_key, embedding_key, reduced_key,
     same_name,
 )
+from ..kernels import KERNELS_VERSION
 from .embedders import EMBEDDERS
 from .runinfo import STORE
 from .threads import JOB_THREADS, pinned
@@ -114,6 +115,12 @@ class JobSettings:
     store: str = ""
 
 
+def scored_with(k: int) -> dict:
+    """What the study's metrics kept beside an array were computed with: k and the kernels'
+    version (values kept by other kernels are computed again)."""
+    return {"k": k, "kernels": KERNELS_VERSION}
+
+
 def make_embedder(settings: JobSettings, method: str):
     """The embedder instance that serves ``method``: its class, device and threads (``JOB_THREADS``)."""
     return EMBEDDERS[settings.embedders[method]](threads=JOB_THREADS, device=settings.devices.get(method))
@@ -191,7 +198,7 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
     if key.reduced:
         pca = store.info(key.source_key)["pca"]
         reduced = {"reduced": {k: pca[k] for k in ("from_dims", "components", "explained_variance_total", "library")}}
-    store.annotate(key.store_key, seconds=round(seconds, 4), metrics={"k": settings.k, **metrics},
+    store.annotate(key.store_key, seconds=round(seconds, 4), metrics={**scored_with(settings.k), **metrics},
                    constant_input=constant, **reduced)
     store.mark_complete(progress)
     return {"id": key.id, "seconds": seconds, "metrics": metrics, "skipped": False}

@@ -45,7 +45,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..kernels import InputError, cka_matrix, linear_probe, neighbourhood_scores, silhouette_score
+from ..kernels import KERNELS_VERSION, InputError, cka_matrix, linear_probe, neighbourhood_scores, silhouette_score
 from ..store import NETWORKS, ORIGINAL, RunStore, array_key, heldout_key
 from .errors import MissingDataError, SettingsError
 from .jobs import JobKey, read_input
@@ -110,14 +110,15 @@ def _device(array, gpu: bool):
 
 def _cached(info: dict, name: str, decided_by: dict):
     """The value kept in an array's attributes ``info`` (``RunStore.info``) under ``name``
-    if made with ``decided_by``, else None."""
+    if made with ``decided_by`` by these kernels (``KERNELS_VERSION``), else None."""
     kept = (info.get("measures") or {}).get(name)
-    return kept["value"] if kept is not None and kept.get("by") == decided_by else None
+    return kept["value"] if kept is not None and kept.get("by") == {**decided_by, "kernels": KERNELS_VERSION} else None
 
 
 def _keep(store: RunStore, key: str, info: dict, name: str, decided_by: dict, value) -> None:
     """Keep ``value`` under ``name`` beside array ``key``, and in ``info``, its attributes as read."""
-    info["measures"] = {**(info.get("measures") or {}), name: {"by": decided_by, "value": value}}
+    by = {**decided_by, "kernels": KERNELS_VERSION}
+    info["measures"] = {**(info.get("measures") or {}), name: {"by": by, "value": value}}
     store.annotate(key, measures=info["measures"])
 
 

@@ -230,3 +230,35 @@ def test_the_measures_on_the_gpu_equal_the_cpus(run, tmp_path, cupy):
         want = cpu[row["seed"], row["network"], row["representation"]]
         for column in ("silhouette", "recall", "trustworthiness", "continuity", "cka_untrained", "probe_accuracy"):
             assert row[column] == pytest.approx(want[column], abs=1e-9), column
+
+
+def test_values_kept_by_other_kernels_are_computed_again(run, tmp_path):
+    """What earlier kernels kept beside the arrays (metrics keyed by k alone, measures of
+    another KERNELS_VERSION) is computed again, not reported beside new values."""
+    import shutil
+
+    from repscope.engine.evaluate import evaluate
+    from repscope.engine.jobs import job_list
+    from repscope.kernels import KERNELS_VERSION
+
+    copy = tmp_path / "run"
+    shutil.copytree(run.path, copy)
+    reps = {"digits": run.representations("digits")}
+    store = repscope.Run(copy).store
+    planted = 0
+    for key in store.keys():
+        info = store.info(key) or {}
+        if "metrics" in info:  # an embedding's metrics as a run before the version kept them
+            store.annotate(key, metrics={**{m: -1.0 for m in info["metrics"] if m not in ("k", "kernels")}, "k": 10})
+            planted += 1
+        if info.get("measures"):
+            store.annotate(key, measures={name: {"by": {**kept["by"], "kernels": KERNELS_VERSION - 1}, "value": -1.0}
+                                          for name, kept in info["measures"].items()})
+            planted += 1
+    assert planted
+    evaluate(copy, job_list(["digits"], [1, 2], ["umap"], reps), ("embedding",), 10, reps, FAMILIES)
+    assert (copy / "metrics.csv").read_bytes() == (run.path / "metrics.csv").read_bytes()
+    for key in store.keys():
+        info = store.info(key) or {}
+        if "metrics" in info:
+            assert info["metrics"]["kernels"] == KERNELS_VERSION
