@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -40,8 +43,51 @@ def median_seconds(fn, repeats: int, warm_up: bool = False) -> float:
     return statistics.median(times)
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+    return {"cpus": os.cpu_count(), "cpu": _cpu_model(), "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def _git(*args: str) -> str | None:
+    try:
+        proc = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def provenance() -> dict:
+    """What a result was measured on: the commit (HEAD, and whether tracked files differed
+    from it when the measurement started), the date and the machine."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": _git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status),
+            "timestamp": timestamp(), "machine": machine()}
+
+
+def module_at(revision: str, path: str = "kernels/_numba.py") -> ModuleType | None:
+    """The module ``path`` as it was at git ``revision``, imported from a temporary copy
+    (None where git or the revision is missing), to time old code beside new in one run."""
+    text = _git("show", f"{revision}:{path}")
+    if text is None:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="repscope-bench-"))
+    name = "old_" + "".join(c if c.isalnum() else "_" for c in revision)
+    file = folder / f"{name}.py"
+    file.write_text(text + "\n")
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def timestamp() -> str:
