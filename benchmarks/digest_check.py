@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import RESULTS, machine, median_seconds, timestamp  # noqa: E402
+from benchmarks._common import RESULTS, median_seconds, provenance  # noqa: E402
 from repscope.engine.presets.study import REPRESENTATIONS  # noqa: E402
 from repscope.store import CHUNK_ROWS, RunStore, find, layer_key  # noqa: E402
 
@@ -69,7 +69,7 @@ def main() -> None:
             print(f"{name}: read {read * 1e3:.1f} ms, check of its {rows[-1]['chunks']} chunks {check * 1e3:.1f} ms "
                   f"(x{rows[-1]['check_to_read']})", flush=True)
         result = {"benchmark": "digest_check", "n": args.n, "repeats": args.repeats, "rows": rows,
-                  "machine": machine(), "timestamp": timestamp()}
+                  **provenance()}
         out = RESULTS / "digest_check.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")

@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import _browser  # noqa: E402
-from benchmarks._common import RESULTS, machine, timestamp  # noqa: E402
+from benchmarks._common import RESULTS, provenance  # noqa: E402
 
 LAYERS = ("layer1", "layer2", "layer3")
 
@@ -142,7 +142,7 @@ def main() -> None:
         first_view_bytes = sum(p.stat().st_size for p in files if p.suffix == ".js")
         result = {raster: measure(page, args.repeat, raster) for raster in ("cpu", "gl")}
     chromium = subprocess.run([_browser.binaries()[0], "--version"], capture_output=True, text=True).stdout.strip()
-    record = {"benchmark": "explorer", "when": timestamp(), "machine": machine(), "chromium": chromium,
+    record = {"benchmark": "explorer", **provenance(), "chromium": chromium,
               "n": args.n, "panels": 8, "viewport": [1600, 1000], "build_s": round(build_s, 2),
               "script_bytes": first_view_bytes, "goals": {"first_view_ms": 1000, "update_ms": 100},
               **{raster: {**r, "met": {"first_view": r["first_view_ms"]["median"] < 1000,

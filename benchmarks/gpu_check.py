@@ -36,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import RESULTS, ROOT, machine, timestamp
+from _common import RESULTS, ROOT, provenance
 
 NO_GPU = 3
 
@@ -150,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         env["ENGINE_DATA_DIR"] = str(args.data_root.resolve())
     from repscope.engine.runinfo import versions
 
-    report = {"benchmark": "gpu_check", "device": name, "versions": versions(), "machine": machine(),
-              "timestamp": timestamp(), "work": str(work), "left_out": left_out, "steps": []}
+    report = {"benchmark": "gpu_check", "device": name, "versions": versions(), **provenance(), "work": str(work), "left_out": left_out, "steps": []}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for step in chosen:
         print(f"{step['name']} ...", end=" ", flush=True)

@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import RESULTS, machine, timestamp  # noqa: E402
+from _common import RESULTS, provenance  # noqa: E402
 
 MEASURES = {
     "neighbourhood": "trustworthiness, continuity and recall, exact (one embedding)",
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"benchmark": "measures", "backend": "cpu", "descriptions": MEASURES, "rows": rows,
               "growth_exponent": growth, "baseline_ratios": ratios,
               "largest_work_mb": max(r["work_mb"] for r in rows if r["measure"] not in BASELINES),
-              "machine": machine(), "timestamp": timestamp()}
+              **provenance()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"growth exponents {growth}; baseline ratios {ratios}; written to {args.out}")

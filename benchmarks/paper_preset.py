@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from _common import RESULTS, machine, run_engine, timestamp
+from _common import RESULTS, provenance, run_engine
 
 TARGET_SECONDS = 20 * 60
 
@@ -38,7 +38,7 @@ def main() -> None:
         "within_target": seconds <= TARGET_SECONDS, "peak_rss_mb": round(peak, 1),
         "stage_seconds": config.get("timings", {}), "jobs": len(jobs),
         "embedders": config.get("backend", {}).get("embedders"), "workers": config.get("backend", {}).get("workers"),
-        "machine": machine(), "timestamp": timestamp(),
+        **provenance(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

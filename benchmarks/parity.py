@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, machine, timestamp
+from _common import RESULTS, provenance
 
 
 def _threads(n: int) -> None:
@@ -125,7 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.merge:
         merged = {"benchmark": "parity", "merged_from": [str(p) for p in args.merge], "runs": {},
-                  "machine": machine(), "timestamp": timestamp()}
+                  **provenance()}
         for path in args.merge:
             merged["runs"].update(json.loads(path.read_text())["runs"])
         merged["comparisons"] = comparisons(merged["runs"])
@@ -158,7 +158,7 @@ def main() -> None:
         results = json.loads(out.read_text())
         logging.info("%s: %d runs done before are kept", out, len(results["runs"]))
     results.update(seeds=seeds, embedders=chosen, inputs=sorted(set(results.get("inputs", [])) | set(data)),
-                   machine=machine(), timestamp=timestamp())
+                   **provenance())
     if gpu:
         results["machine"]["device"] = torch.cuda.get_device_name(0)
     started = time.perf_counter()

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from _common import RESULTS, machine, run_engine, timestamp
+from _common import RESULTS, provenance, run_engine
 
 SCHEDULERS = ("local", "dask")
 
@@ -50,8 +50,7 @@ def main() -> None:
             row["ratio_dask_over_local"] = round(row["dask"]["seconds"] / row["local"]["seconds"], 3)
             row["same_metrics_csv"] = csvs["local"] == csvs["dask"]
             results.append(row)
-    out = {"benchmark": "schedulers", "backend": "cpu", "results": results, "machine": machine(),
-           "timestamp": timestamp()}
+    out = {"benchmark": "schedulers", "backend": "cpu", "results": results, **provenance()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     for row in results:

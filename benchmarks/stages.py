@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from _common import RESULTS, machine, run_engine, timestamp
+from _common import RESULTS, provenance, run_engine
 
 
 def _slope(sizes: list[int], times: list[float]) -> float:
@@ -72,8 +72,7 @@ def main() -> None:
     result = {
         "benchmark": "stages", "dataset": args.dataset, "backend": "cpu",
         "representations": args.representations.split(","), "rows": rows, "growth_exponent": growth,
-        "machine": machine(),
-        "timestamp": timestamp(),
+        **provenance(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

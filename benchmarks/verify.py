@@ -26,7 +26,7 @@ import numpy as np
 import zarr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._common import RESULTS, machine, timestamp  # noqa: E402
+from benchmarks._common import RESULTS, provenance  # noqa: E402
 from repscope.store import CHUNK_ROWS, RunStore, chunks_for  # noqa: E402
 
 ARRAYS = {"layer1": ((4, 24, 24), "float32"), "layer2": ((16, 5, 5), "float32"), "layer3": ((10,), "float32"),
@@ -106,7 +106,7 @@ def main() -> None:
             "read_ratio": round(best["read_checked_s"] / best["read_plain_s"], 3),
             "verify_ratio_to_plain_read": round(best["verify_s"] / best["read_plain_s"], 3),
             "verify_mb_per_s": round(best["stored_mb"] / best["verify_s"], 1),
-            "machine": machine(), "timestamp": timestamp(),
+            **provenance(),
         }
         out = RESULTS / "verify.json"
         out.parent.mkdir(parents=True, exist_ok=True)

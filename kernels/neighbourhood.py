@@ -34,7 +34,7 @@ asked for (``sample=m``).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
