@@ -85,3 +85,23 @@ def test_explorer_benchmark_records_both_ways_of_drawing(tmp_path):
         assert 0 < result["first_view_ms"]["median"] < 60_000 and len(result["first_view_ms"]["runs"]) == 1
         sizes = [points for points, _ in result["selection"]["total_ms_by_points_selected"]]
         assert 0 < min(sizes) and max(sizes) <= 3000 and set(result["met"]) == {"first_view", "update"}
+
+
+def test_the_performance_tables_agree_with_their_records():
+    """The docs' performance tables are those benchmarks/tables.py makes from the JSON records."""
+    proc = _script("tables.py", "--check")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_table_edited_by_hand_is_found():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import tables
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    text = (tables.ROOT / "README.md").read_text()
+    assert tables.render(text)[1] == []
+    start = text.index("<!-- table kernels-cpu")
+    edited = text[:start] + text[start:].replace("| 20 000 |", "| 20 001 |", 1).replace("| 60 000 |", "| 60 001 |", 1)
+    assert edited != text and tables.render(edited)[1] == ["kernels-cpu"]
+    assert tables.render(edited)[0] == text  # rewriting restores it
