@@ -66,6 +66,14 @@ def _load(xt, r0, m, a):
 @numba.njit(cache=True)
 def _squared(xt, j, a, m, sq):
     """``sq[l]``: the squared distance of column j to lane l's row, over the dimensions in order."""
+    if xt.shape[0] == 2:  # (0.0 + u * u) + v * v is u * u + v * v: the same bits, in one pass
+        p = xt[0, j]
+        q = xt[1, j]
+        for l in range(m):
+            u = p - a[0, l]
+            v = q - a[1, l]
+            sq[l] = u * u + v * v
+        return
     for l in range(m):
         sq[l] = 0.0
     for k in range(xt.shape[0]):
