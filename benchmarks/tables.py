@@ -43,7 +43,7 @@ def seconds(value: float) -> str:
     if value < 0.1:
         return f"{value * 1e3:.2g} ms" if value < 0.01 else f"{value * 1e3:.0f} ms"
     if value < 10:
-        return f"{value:.2g} s" if value < 1 else f"{value:.1f} s"
+        return f"{value:.3g} s" if value < 1 else f"{value:.1f} s"
     if value < 600:
         return f"{value:.0f} s"
     return f"{value / 60:.1f} min"
