@@ -78,6 +78,23 @@ def _save_if_changed(state: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _other_weights(model, out: Path, train: bool) -> list[str]:
+    """Where a model object taken as trained differs from the weights a run in ``out`` saved:
+    one text, else none."""
+    import torch
+
+    from .train import state_digest
+
+    saved = out / "checkpoints" / "given.pt"
+    if train or not isinstance(model, torch.nn.Module) or not saved.is_file():
+        return []
+    try:
+        same = state_digest(torch.load(saved, map_location="cpu", weights_only=True)) == state_digest(model.state_dict())
+    except Exception:  # unreadable: the run rebuilds it as before
+        return []
+    return [] if same else [f"the model's weights (they differ from those the run saved in {saved})"]
+
+
 def model_spec(model, layers: Sequence, *, transform: Callable | None = None, checkpoint=None,
                out: str | os.PathLike | None = None, train: bool | None = None):
     """A :class:`~repscope.engine.model.ModelSpec` from a model object or factory.
@@ -134,6 +151,7 @@ def analyze(
     metrics: str | Sequence[str] | None = None,
     neighbourhood_sample: int | None = None,
     progress: bool = True,
+    reconfigure: bool = False,
 ) -> "Run":
     """Embed every analysed layer of ``model`` (trained and untrained) on ``data`` and score it.
 
@@ -176,6 +194,10 @@ def analyze(
     progress : bool
         Where logging is not configured, show what the run decides and its progress on
         standard error (bars on a terminal, a line at most every 30 s elsewhere).
+    reconfigure : bool
+        Allow ``out`` to hold a run made with other settings or another model object's
+        weights, and rebuild what they decide; without it such a call is refused
+        (``SettingsError`` naming what differs) and nothing is changed.
 
     Returns
     -------
@@ -197,7 +219,7 @@ def analyze(
     ['2', 'original']
     """
     from . import pipeline
-    from .settings import from_options
+    from .settings import contradictions, from_options, refuse_changes
     from .sources import open_source
 
     sources = list(data) if isinstance(data, (list, tuple)) else [data]
@@ -211,13 +233,19 @@ def analyze(
     if n is None:
         n = min(5_000, min(len(source.train) for source in opened))
     stages = pipeline.STAGES if report else tuple(s for s in pipeline.STAGES if s != "report")
-    with shown(progress), pipeline.nothing_left_unless_started(Path(out)):  # a model object's weights are saved first
+    record = read_run_config(Path(out)).get("settings") if (Path(out) / CONFIG).is_file() else None
+    weights = [] if reconfigure or record is None else _other_weights(model, Path(out), train or recipe is not None)
+    with shown(progress), pipeline.nothing_left_unless_started(Path(out)):
+        if weights:  # refused before the new weights replace the saved ones
+            refuse_changes(Path(out), weights, "pass reconfigure=True")
         spec = model_spec(model, layers, transform=transform, checkpoint=checkpoint, out=out,
                           train=train or recipe is not None)
         settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),
                                 seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root,
                                 tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, metrics=metrics,
                                 neighbourhood_sample=neighbourhood_sample)
+        if record is not None and not reconfigure:
+            refuse_changes(Path(out), contradictions(settings, record), "pass reconfigure=True")
         pipeline.run(settings, stages)
     return Run(out)
 

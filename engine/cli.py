@@ -266,7 +266,7 @@ def _on_the_run(args: argparse.Namespace, given: dict) -> dict:
     overridden by those given; a change to what decides its numbers is refused unless
     ``--reconfigure`` is given."""
     from .runinfo import read_run_config
-    from .settings import contradictions, from_options, recorded_options
+    from .settings import contradictions, from_options, recorded_options, refuse_changes
 
     record = read_run_config(args.out).get("settings") if args.out.is_dir() else None
     if not record:
@@ -274,12 +274,7 @@ def _on_the_run(args: argparse.Namespace, given: dict) -> dict:
     base = {} if {"preset", "run_file"} & set(given) else recorded_options(record)
     options = {**base, **given}
     if not args.reconfigure:
-        differ = contradictions(from_options(out=args.out, **options), record)
-        if differ:
-            from .errors import SettingsError
-
-            raise SettingsError(f"{args.out} holds a run made with other settings ({'; '.join(differ)}); give "
-                                "--reconfigure to change them (what they decide is rebuilt), or another --out")
+        refuse_changes(args.out, contradictions(from_options(out=args.out, **options), record), "give --reconfigure")
     return options
 
 

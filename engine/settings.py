@@ -34,7 +34,7 @@ import sys
 import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .backend import BACKENDS
 from .embedders import EMBEDDERS, METHODS, choose_embedder
@@ -420,6 +420,24 @@ def recorded_options(record: Mapping[str, Any]) -> dict:
     options["datasets"] = record.get("sources") or record.get("datasets")
     options.update({key: record[key] for key in _CARRIED if record.get(key) is not None})
     return options
+
+
+def refuse_changes(out: Path, differ: Sequence[str], fix: str) -> None:
+    """Raise SettingsError where ``differ`` (from :func:`contradictions`) is not empty: the run
+    folder ``out`` holds a run made with other settings, and ``fix`` says how to rebuild
+    (``--reconfigure`` on the command line, ``reconfigure=True`` in Python).
+
+    Examples
+    --------
+    >>> refuse_changes(Path("runs/x"), ["n: 2000 (the run has 1000)"], "pass reconfigure=True")
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.SettingsError: runs/x holds a run made with other settings (n: 2000 (the run has 1000)); pass reconfigure=True to change them (what they decide is rebuilt), or give another out
+    """
+    if differ:
+        where = "--out" if fix.startswith("give --") else "out"
+        raise SettingsError(f"{out} holds a run made with other settings ({'; '.join(differ)}); {fix} to change "
+                            f"them (what they decide is rebuilt), or give another {where}")
 
 
 def contradictions(settings: RunSettings, record: Mapping[str, Any]) -> list[str]:

@@ -126,6 +126,35 @@ def test_a_model_object_as_it_is_is_the_trained_network(tmp_path):
     assert run.embedding("digits", "2", network="untrained").shape == (120, 2)
 
 
+def _folder_bytes(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_api_refuses_to_replace_a_run_without_reconfigure(tmp_path):
+    """Another n, or another model object's weights, on a finished run folder: SettingsError
+    naming what differs, and not a byte of the folder changes; reconfigure=True rebuilds."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 10))
+    options = dict(layers=["2"], methods=["tsne"], out=tmp_path / "run", workers=0, report=False)
+    repscope.analyze(net, "digits", n=120, **options)
+    before = _folder_bytes(tmp_path / "run")
+    with pytest.raises(SettingsError, match=r"holds a run made with other settings \(n: 100 \(the run has 120\)\); "
+                                            r"pass reconfigure=True"):
+        repscope.analyze(net, "digits", n=100, **options)
+    with torch.no_grad():
+        other = copy.deepcopy(net)
+        other[1].weight += 1
+    with pytest.raises(SettingsError, match=r"the model's weights \(they differ from those the run saved"):
+        repscope.analyze(other, "digits", n=120, **options)
+    assert _folder_bytes(tmp_path / "run") == before
+    run = repscope.analyze(net, "digits", n=100, reconfigure=True, **options)
+    assert {row["n"] for row in run.metrics} == {100}
+
+
 # ------------------------------------------------------------------ bad input, one clear line each
 
 
