@@ -28,7 +28,7 @@ from ..store import NETWORKS, Representation, RunStore, embedding_key, find
 from .errors import MissingDataError, SettingsError
 from .evaluate import METRICS_CSV
 from .progress import shown
-from .runinfo import CONFIG, read_run_config, store_location
+from .runinfo import CONFIG, read_run_config, require_run, store_location
 from .settings import DEFAULT_SEED
 from .tables import read_metrics_csv
 
@@ -258,15 +258,12 @@ class Run:
     >>> Run("no/such/run")
     Traceback (most recent call last):
     ...
-    repscope.engine.errors.MissingDataError: no/such/run is not a run folder (no config.json); run `repscope run --out no/such/run` or repscope.analyze(..., out=...) first
+    repscope.engine.errors.MissingDataError: no/such/run is not a run folder (no config.json with a run's settings); make one with `repscope run --out no/such/run` or repscope.analyze(..., out=...)
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        if not (self.path / CONFIG).is_file():
-            raise MissingDataError(f"{self.path} is not a run folder (no {CONFIG}); run `repscope run --out "
-                                   f"{self.path}` or repscope.analyze(..., out=...) first")
-        self.config = read_run_config(self.path)
+        self.config = require_run(self.path)
         self.store = RunStore(store_location(self.path))
 
     def __repr__(self) -> str:

@@ -280,11 +280,10 @@ def _on_the_run(args: argparse.Namespace, given: dict) -> dict:
 
 def _folder_command(args: argparse.Namespace) -> int:
     """A command that writes into an existing run folder, under its lock."""
-    from .errors import MissingDataError
     from .lock import run_lock
+    from .runinfo import require_run
 
-    if not args.out.is_dir():
-        raise MissingDataError(f"--out {args.out}: no such run folder; give the --out of a run")
+    require_run(args.out, store=True)  # before the lock: nothing is made where there is no run
     with run_lock(args.out):
         if args.command == "report":
             from .report import build_report
@@ -333,6 +332,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .errors import SettingsError
 
         raise SettingsError(f"give a run file ({args.run_file}) or --preset {args.preset}, not both")
+    if args.command in ("embed", "evaluate"):  # they read a run's store: nothing is made where there is none
+        from .runinfo import require_run
+
+        require_run(args.out, store=True)
     given = dict(
         preset=args.preset, run_file=args.run_file, n=args.n,
         datasets=None if args.datasets in (None, "all") else args.datasets, methods=args.methods,

@@ -28,13 +28,13 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..kernels import knn_votes
-from ..store import NETWORKS, Representation, RunStore, array_key, embedding_key, is_url, original_key
+from ..store import NETWORKS, Representation, RunStore, array_key, embedding_key, original_key
 from .errors import DataError, MissingDataError, SettingsError
 from .evaluate import METRICS_CSV
 from .findings import SEPARATION, Confusion, Depths, check_findings, cells_by_run, layer_average
 from .jobs import K
 from .progress import progress_bar
-from .runinfo import CONFIG, read_run_config, store_location, write_atomic
+from .runinfo import CONFIG, read_run_config, require_run, store_location, write_atomic
 from .statistics import ALPHA, comparisons
 from .tables import BEYOND, NOTE, PARTIAL, read_metrics_csv, study_tables
 
@@ -226,13 +226,10 @@ class RunFolder:
     def open(cls, path: str | os.PathLike) -> "RunFolder":
         path = Path(path)
         hint = f"run `repscope run --out {path}` first"
-        if not (path / CONFIG).is_file():
-            raise MissingDataError(f"{path} is not a run folder (no {CONFIG}); {hint}")
+        require_run(path, store=True)
         if not (path / METRICS_CSV).is_file():
             raise MissingDataError(f"{path / METRICS_CSV} does not exist; the evaluate stage writes it ({hint})")
         location = store_location(path)
-        if not is_url(location) and not Path(location).is_dir():
-            raise MissingDataError(f"{location} does not exist; {hint}")
         rows = read_metrics_csv(path / METRICS_CSV)
         if not rows:
             raise MissingDataError(f"{path / METRICS_CSV} has no rows; {hint}")

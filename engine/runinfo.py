@@ -9,7 +9,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, MissingDataError
 
 CONFIG = "config.json"
 #: The run's Zarr store inside its folder, unless the ``store`` setting puts it elsewhere.
@@ -91,6 +91,34 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
         raise
     return path
+
+
+def require_run(run_dir: str | os.PathLike, store: bool = False) -> dict:
+    """The config of the run folder ``run_dir``, checked before a command reads it; nothing is written.
+
+    Raises MissingDataError (one line, exit 3) where ``run_dir`` is not a run folder (no
+    config.json recording a run's settings) or, with ``store``, where the run's store does
+    not exist yet (the extract stage makes it).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> require_run(tempfile.mkdtemp() + "/nothing")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.MissingDataError: .../nothing is not a run folder (no config.json with a run's settings); make one with `repscope run --out .../nothing` or repscope.analyze(..., out=...)
+    """
+    path = Path(run_dir)
+    config = read_run_config(path) if (path / CONFIG).is_file() else {}
+    if not config.get("settings"):
+        raise MissingDataError(f"{path} is not a run folder (no {CONFIG} with a run's settings); make one with "
+                               f"`repscope run --out {path}` or repscope.analyze(..., out=...)")
+    if store:
+        location = config["settings"].get("store") or path / STORE
+        if "://" not in str(location) and not Path(location).is_dir():
+            raise MissingDataError(f"{path}: the run's store {location} does not exist yet; the extract stage makes "
+                                   f"it (`repscope extract --out {path}`)")
+    return config
 
 
 def store_location(run_dir: str | os.PathLike) -> str | Path:

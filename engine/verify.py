@@ -23,9 +23,8 @@ import time
 from dataclasses import dataclass, field
 
 from ..store import DamagedNode, RunStore, Verified
-from .errors import MissingDataError
 from .progress import progress_bar
-from .runinfo import CONFIG, store_location
+from .runinfo import require_run, store_location
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +79,13 @@ def verify_run(run_dir: str | os.PathLike) -> VerifyReport:
     >>> import tempfile, numpy as np
     >>> from pathlib import Path
     >>> from repscope.store import RunStore
-    >>> run = Path(tempfile.mkdtemp()); _ = (run / "config.json").write_text("{}")
+    >>> run = Path(tempfile.mkdtemp()); _ = (run / "config.json").write_text('{"settings": {"n": 5}}')
     >>> _ = RunStore(run / "store.zarr").write_whole("d/labels", np.arange(5), {"n": 5})
     >>> report = verify_run(run)
     >>> len(report.arrays), report.damaged
     (1, [])
     """
-    if not (os.path.isfile(os.path.join(run_dir, CONFIG))):
-        raise MissingDataError(f"{run_dir} is not a run folder (it has no {CONFIG}); give the --out of a run")
+    require_run(run_dir, store=True)  # nothing is made where there is no run, or no store yet
     location = store_location(run_dir)
     started = time.perf_counter()
     store = RunStore(location)  # an unreadable root group is recreated here

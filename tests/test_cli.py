@@ -286,10 +286,12 @@ def test_an_unreadable_config_json_is_one_line(tmp_path, command):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda run: run.mkdir(), "is not a run folder (no config.json)"),
+    (lambda run: run.mkdir(), "is not a run folder (no config.json with a run's settings)"),
     (lambda run: run.write_text("x"), str(Path("run"))),
     (lambda run: (run.mkdir(), (run / "config.json").write_text("{}"), (run / "metrics.csv").write_text("x\n")),
-     "store.zarr does not exist"),
+     "is not a run folder (no config.json with a run's settings)"),
+    (lambda run: (run.mkdir(), (run / "config.json").write_text('{"settings": {"n": 1}}'),
+                  (run / "metrics.csv").write_text("x\n")), "store.zarr does not exist yet; the extract stage makes it"),
 ])
 def test_report_on_what_is_not_a_run_folder_is_one_line(tmp_path, make, message):
     make(tmp_path / "run")
@@ -442,6 +444,25 @@ def test_stage_commands_read_the_run_folder_and_refuse_to_change_it(tmp_path):
     with run_lock(out):
         line = _one_line(_engine("-q", "evaluate", "--out", str(out)), 5)
         assert f"pid {os.getpid()}" in line and "in use by another repscope process" in line
+
+
+@pytest.mark.parametrize("command", ["verify", "report", "explore", "evaluate", "embed"])
+@pytest.mark.parametrize("folder", ["ordinary", "new", "settings only"])
+def test_commands_that_read_a_run_refuse_what_is_not_one_and_write_nothing(tmp_path, command, folder):
+    """On an ordinary folder, a path that does not exist, or a run folder whose store the extract
+    stage has not made yet: one line naming the folder, exit 3, not a file written."""
+    out = tmp_path / "out"
+    if folder != "new":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    if folder == "settings only":
+        (out / "config.json").write_text('{"settings": {"n": 100, "preset": "smoke"}}')
+    before = {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    line = _one_line(_engine(command, "--out", str(out)), 3)
+    assert str(out) in line
+    assert ("the extract stage makes it" if folder == "settings only" else "is not a run folder") in line
+    assert {p.relative_to(tmp_path).as_posix(): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    assert out.exists() == (folder != "new")
 
 
 def test_verify_of_a_folder_that_is_no_run_leaves_it_as_it_was(tmp_path):
