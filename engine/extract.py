@@ -30,9 +30,9 @@ from ..store import (
     heldout_key, labels_key, layer_dims, layer_key, original_key, reduced_key,
 )
 from .backend import torch_device
-from .errors import SettingsError
+from .errors import DataError, SettingsError
 from .jobs import COMPONENTS, WIDE, needs_reduction
-from .model import NETWORKS, ModelSpec, build, capture, describe, identity, probe_shapes, to_float
+from .model import NETWORKS, ModelSpec, build, capture, describe, identity, logits, probe_shapes, to_float
 from .progress import progress_bar
 from .runinfo import store_location, update_run_config
 from .sources import Source
@@ -65,8 +65,28 @@ def plan_representations(spec: ModelSpec, source: Source,
     if flat:
         raise SettingsError(f"layer(s) {', '.join(flat)} have no channel axis to split (shape "
                             f"{shapes[flat[0]]}); give split = \"whole\"")
+    if spec.checkpoint is None:  # trained here: every label must index one of the network's outputs
+        check_targets(model, spec, source, examples)
     input_dims = int(np.prod(source.example_shape))
     return build_representations(input_dims, layers), shapes
+
+
+def check_targets(model: torch.nn.Module, spec: ModelSpec, source: Source, examples: torch.Tensor) -> None:
+    """SettingsError (one line) where training targets fall outside the network's outputs."""
+    with torch.inference_mode():
+        output = logits(model(spec.transform(examples)))
+    width = int(output.shape[-1]) if output.ndim == 2 else None
+    if width is None:
+        raise SettingsError(f"the model's output has shape {tuple(output.shape)} for a batch of {len(examples)}; "
+                            "training needs logits (batch, classes): give a checkpoint, or a model that returns them")
+    splits = [source.train] + ([source.test] if source.test is not None else [])
+    targets = np.concatenate([np.asarray(source.targets(np.asarray(split.labels))) for split in splits])
+    low, high = int(targets.min()), int(targets.max())
+    if low < 0 or high >= width:
+        raise SettingsError(
+            f"{source.name}: labels run from {low} to {high} but the network has {width} outputs, so training "
+            f"needs labels 0 .. {width - 1}: relabel the data (its labels as 0 .. C - 1), give a network with "
+            f"{high + 1} outputs, or give trained weights (checkpoint)")
 
 
 @dataclass(frozen=True)
@@ -97,13 +117,17 @@ def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, c
     base = {"n": n, "chunk_rows": CHUNK_ROWS, "train_sha256": source.sha256, "scale": source.scale,
             **({"split": "test"} if heldout else {})}
     example = {"example_shape": list(source.example_shape), "scale": source.scale}
-    labels_dtype = np.asarray(source.train.label_rows(0, 1)).dtype.str
+    # the class index of each example: the labels themselves where they are 0 .. C - 1 already
+    mapped = {"label_values": list(source.label_values)} if source.label_values else {}
+    labels_dtype = "<i8" if mapped else np.asarray(source.train.label_rows(0, 1)).dtype.str
     place = heldout_key if heldout else (lambda key: key)
     which = "held-out test example" if heldout else "example"
     targets = [
-        _Target(place(labels_key(source.name)), (n,), labels_dtype, base, lambda x, y, out: y,
-                {"classes": list(source.classes)}, (EXAMPLE,),
-                {"description": f"class label of each {which} of {source.name}", "classes": list(source.classes)}),
+        _Target(place(labels_key(source.name)), (n,), labels_dtype, {**base, **mapped},
+                lambda x, y, out: source.class_index(y), {"classes": list(source.classes), **mapped}, (EXAMPLE,),
+                {"description": f"class of each {which} of {source.name} (index into classes"
+                                + (", whose labels are label_values" if mapped else "") + ")",
+                 "classes": list(source.classes), **mapped}),
         _Target(place(original_key(source.name)), (n, int(np.prod(source.example_shape))), np.dtype(source.train.examples.dtype).str,
                 base, lambda x, y, out: x.reshape(len(x), -1), example, (EXAMPLE, "feature"),
                 {"description": f"the {which}s of {source.name} as the source gives them, flattened "
@@ -179,6 +203,7 @@ def extract(
     update_run_config(run_dir, {
         "data": {source.name: {"source": source.description, "sha256": source.sha256, "note": source.note,
                                "classes": list(source.classes), "example_shape": list(source.example_shape),
+                               **({"label_values": list(source.label_values)} if source.label_values else {}),
                                "image": source.is_image, "size": total}},
         "representations": {source.name: [r.record() for r in representations]},
         "extract": {source.name: {
@@ -236,13 +261,27 @@ def _fill(store: RunStore, source: Source, split, targets: list[_Target], n: int
                     out[name] = dict(captured)
             pending = [(t, p) for t, p in todo if p.rows_done < b]
             for t, p in pending:
-                p.array[a:b] = t.take(x, y, out)
+                rows = np.asarray(t.take(x, y, out))
+                _check_finite(rows, t.key, a)
+                p.array[a:b] = rows
             for _, p in pending:
                 store.commit_rows(p, b)
             bar.update(b - a)
     for _, p in todo:
         store.mark_complete(p)
     return True
+
+
+def _check_finite(rows: np.ndarray, key: str, first: int) -> None:
+    """DataError (one line, exit 3) where a batch of a representation holds NaN or Inf, before it is stored."""
+    if rows.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(rows.reshape(len(rows), -1))
+    if bad.any():
+        where = np.flatnonzero(bad.any(axis=1))
+        raise DataError(f"{key}: {int(bad.sum())} NaN or Inf values in examples {first}..{first + len(rows) - 1} "
+                        f"(first: example {first + int(where[0])}); the network diverged or its inputs are out of "
+                        "range: check its training (learning_rate) and the inputs' scale")
 
 
 def _importable(module: str) -> bool:

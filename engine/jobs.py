@@ -181,8 +181,8 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
         # A dead filter: every example has the same representation. Embedders divide by its
         # zero spread (openTSNE's PCA initialisation returns NaN); the faithful 2-D picture of
         # identical points is one point, and the metrics then say there is nothing to separate.
-        log.warning("%s: every example has the same representation (a dead filter); "
-                    "its embedding is a single point", key.id)
+        log.warning("%s: every example has the same representation (%s); its embedding is a single point", key.id,
+                    "a dead filter" if "/filter" in key.representation else "it is constant")
         embedding = (cupy if embedder.device == "cuda" else np).zeros((n, 2), dtype=np.float32)
     else:
         # Thread counts change the last bits of gradients and PCA initialisations: fixed, so

@@ -126,8 +126,9 @@ def nothing_left_unless_started(out: Path) -> Iterator[None]:
 
     A run records its settings in ``config.json`` once its data, model and layers have been
     checked (a dry forward pass); an error before that (a layer typo, a forward that takes
-    other arguments, data that does not load) leaves no run folder behind. A folder that
-    was there before is left as it is.
+    other arguments, data that does not load), or one before anything besides the settings
+    was written (training that diverged), leaves no run folder behind. A folder that was
+    there before is left as it is.
 
     Examples
     --------
@@ -150,7 +151,9 @@ def nothing_left_unless_started(out: Path) -> Iterator[None]:
                 started = "settings" in read_run_config(out)
             except Exception:  # an unreadable config.json: not this block's to judge
                 started = True
-            if not started:
+            # settings alone (training diverged, say) are no work to keep
+            worked = any(p.name not in (CONFIG, LOCK) for p in out.iterdir())
+            if not (started and worked):
                 shutil.rmtree(out, ignore_errors=True)
         raise
 

@@ -262,7 +262,9 @@ class RunFolder:
     def panel_title(self, dataset: str, seed: int, network: str, method: str, name: str) -> str:
         """A representation's name, marked where it was constant (a dead filter: one point)."""
         info = self.store.info(embedding_key(dataset, seed, network, method, name))
-        return f"{name} (dead: one point)" if info and info.get("constant_input") else name
+        if not (info and info.get("constant_input")):
+            return name
+        return f"{name} ({'dead' if '/filter' in name else 'constant'}: one point)"
 
     def fingerprint(self, key: str) -> dict | None:
         info = self.store.info(key)

@@ -123,7 +123,9 @@ class Source:
     """A labelled data set: what the engine analyses, trains on and reports.
 
     name: the data set's name in the store, ``metrics.csv`` and reports.
-    classes: class names, index = label.
+    classes: class names, one per class present, in the order of ``label_values``.
+    label_values: the labels present (sorted): class i is the examples labelled
+        ``label_values[i]``; empty where the labels are the class indices 0 .. C - 1 already.
     train: the examples analysed (the first N of them) and used for training.
     test: held-out examples (test accuracy), or None where the source has none.
     scale: ``examples / scale`` is the input in natural units (255.0 for uint8 images,
@@ -144,6 +146,28 @@ class Source:
     sha256: dict[str, str]
     note: str = ""
     kind: str = ""
+    label_values: tuple = ()
+
+    def class_index(self, labels: np.ndarray) -> np.ndarray:
+        """Each label's class index 0 .. C - 1 (the labels as they are where they are indices already).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> src = Source("s", ("1000", "1003"), Split(np.zeros((3, 2)), np.array([1003, 1000, 1003])), None, 1.0,
+        ...              "", {}, label_values=(1000, 1003))
+        >>> src.class_index(src.train.labels).tolist()
+        [1, 0, 1]
+        """
+        if not self.label_values:
+            return labels
+        return np.searchsorted(np.asarray(self.label_values), np.asarray(labels)).astype(np.int64)
+
+    def targets(self, labels: np.ndarray) -> np.ndarray:
+        """The training targets of ``labels``: integer labels as they are (the network's
+        outputs are indexed by them), string labels by their class index."""
+        labels = np.asarray(labels)
+        return self.class_index(labels) if labels.dtype.kind in "US" else labels
 
     @property
     def example_shape(self) -> tuple[int, ...]:
@@ -368,12 +392,16 @@ def _scale_option(opts: Mapping[str, Any]) -> float | None:
     return scale
 
 
-def _classes_option(opts: Mapping[str, Any]) -> tuple[str, ...] | None:
+def _classes_option(opts: Mapping[str, Any]) -> tuple[str, ...] | dict | None:
     classes = opts.get("classes")
     if classes is None:
         return None
+    if isinstance(classes, Mapping):
+        return {str(k): str(v) for k, v in classes.items()}
     if isinstance(classes, (str, bytes)) or not isinstance(classes, (Sequence, np.ndarray)):
-        raise SettingsError(f"classes {classes!r} must be a list of class names")
+        shown = repr(classes) if len(repr(classes)) <= 60 else f"of type {type(classes).__name__}"
+        raise SettingsError(f"classes {shown} must be a list of class names (index = label) or a mapping "
+                            "{label: name}")
     return tuple(str(c) for c in classes)
 
 
@@ -501,21 +529,29 @@ def check_finite(examples: np.ndarray, origin: str, block_rows: int = FINITE_BLO
 
 
 def _labels(array: np.ndarray, origin: str) -> np.ndarray:
-    """Labels as a 1-D array of non-negative integers (integer dtypes are kept)."""
+    """Labels as a 1-D array of integers (integer dtypes are kept) or of strings (class names)."""
     if array.ndim != 1:
-        raise DataError(f"{origin}: labels have shape {array.shape}; give a 1-D array (n,) of integers")
+        raise DataError(f"{origin}: labels have shape {array.shape}; give a 1-D array (n,) of integers or strings")
     kind = array.dtype.kind
     if kind == "b":
         return np.asarray(array, dtype=np.uint8)
     if kind == "f":
         values = np.asarray(array)
         if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
-            raise DataError(f"{origin}: labels are not integers (dtype {array.dtype}); give integer labels 0..C-1")
-        array = values.astype(np.int64)
-    elif kind not in "iu":
-        raise DataError(f"{origin}: labels of dtype {array.dtype} are not integers; give integer labels 0..C-1")
-    if kind != "u" and len(array) and int(np.min(array)) < 0:
-        raise DataError(f"{origin}: labels include {int(np.min(array))}; labels must be integers 0..C-1")
+            raise DataError(f"{origin}: labels are not integers (dtype {array.dtype}); give integer or string labels")
+        return values.astype(np.int64)
+    if kind == "S":
+        array = np.char.decode(np.asarray(array), "utf-8")
+        kind = "U"
+    if kind == "U":
+        array = np.asarray(array)
+        if len(array) and (np.char.str_len(array) == 0).any():
+            first = int(np.flatnonzero(np.char.str_len(array) == 0)[0])
+            raise DataError(f"{origin}: label {first} is an empty string; name every example's class")
+        return array
+    if kind not in "iu":
+        raise DataError(f"{origin}: labels of dtype {array.dtype} are neither integers nor strings; give integer "
+                        "labels or class names")
     return array
 
 
@@ -533,22 +569,42 @@ def _split(examples: np.ndarray, labels: np.ndarray, x_origin: str, y_origin: st
     return Split(examples, labels), scale
 
 
-def _classes(splits: Sequence[Split], given: Sequence[str] | None, origin: str) -> tuple[str, ...]:
-    """Class names: the given ones (checked to cover every label), else "0" .. str(max)."""
-    top = max(int(np.max(s.labels)) for s in splits)
-    if given is None:
-        return tuple(str(i) for i in range(top + 1))
-    given = tuple(str(c) for c in given)
-    if len(given) < top + 1:
-        raise DataError(
-            f"{origin}: {len(given)} class names for labels up to {top}; give at least {top + 1} names"
-        )
-    return given
+def _classes(splits: Sequence[Split], given: Sequence[str] | Mapping | None,
+             origin: str) -> tuple[tuple[str, ...], tuple]:
+    """(class names, label values): the classes are the labels present, sorted.
+
+    Integer labels that are already 0 .. C - 1 give no label values (they are the class
+    indices). Names: string labels are their own; for integer labels the given names are
+    indexed by label value (a sequence longer than the largest label) or looked up in a
+    mapping {label: name}; without names, the label values written out.
+    """
+    values = np.unique(np.concatenate([np.unique(np.asarray(s.labels)) for s in splits]))
+    strings = values.dtype.kind == "U"
+    if strings:
+        if given is not None:
+            raise DataError(f"{origin}: the labels are class names already; leave out classes")
+        names = tuple(str(v) for v in values)
+    elif given is None:
+        names = tuple(str(int(v)) for v in values)
+    elif isinstance(given, Mapping):
+        lookup = {str(k): str(v) for k, v in given.items()}
+        absent = [str(int(v)) for v in values if str(int(v)) not in lookup]
+        if absent:
+            raise DataError(f"{origin}: no class name for label(s) {', '.join(absent[:5])}; name every label present")
+        names = tuple(lookup[str(int(v))] for v in values)
+    else:
+        given = tuple(str(c) for c in given)
+        if int(values[0]) < 0 or len(given) <= int(values[-1]):
+            raise DataError(f"{origin}: {len(given)} class names for labels from {int(values[0])} to {int(values[-1])}; "
+                            "give a name per label value (index = label), or a mapping {label: name}")
+        names = tuple(given[int(v)] for v in values)
+    identity = not strings and values.tolist() == list(range(len(values)))
+    return names, () if identity else tuple(v.item() for v in values)
 
 
 def _build(name: str, kind: str, train: tuple[np.ndarray, np.ndarray, str, str],
            test: tuple[np.ndarray, np.ndarray, str, str] | None, *, scale: float | None,
-           classes: Sequence[str] | None, classes_origin: str, description: str,
+           classes: Sequence[str] | Mapping | None, classes_origin: str, description: str,
            sha256: dict[str, str], note: str = "") -> Source:
     train_split, default_scale = _split(*train, scale)
     test_split = None
@@ -565,9 +621,14 @@ def _build(name: str, kind: str, train: tuple[np.ndarray, np.ndarray, str, str],
                 f"{train[0].dtype}; give both as uint8 or both as floats, on one scale"
             )
     splits = [train_split] + ([test_split] if test_split is not None else [])
+    if test_split is not None and (train_split.labels.dtype.kind == "U") != (test_split.labels.dtype.kind == "U"):
+        raise DataError(f"{test[3]}: test labels are {test_split.labels.dtype}, the training labels of {train[3]} "
+                        f"{train_split.labels.dtype}; give both as integers or both as class names")
+    names, label_values = _classes(splits, classes, classes_origin)
     return Source(
         name=name,
-        classes=_classes(splits, classes, classes_origin),
+        classes=names,
+        label_values=label_values,
         train=train_split,
         test=test_split,
         scale=float(default_scale),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -105,7 +106,7 @@ def accuracy(model: torch.nn.Module, spec: ModelSpec, source: Source, device: st
     correct = 0
     for start in range(0, len(split), batch):
         x = _batches(source, split, spec, device, slice(start, start + batch))
-        y = torch.from_numpy(np.array(split.labels[start:start + batch])).to(device)
+        y = torch.from_numpy(np.array(source.targets(split.labels[start:start + batch]))).to(device)
         correct += int((logits(model(x)).argmax(1) == y).sum())
     return correct / len(split)
 
@@ -118,7 +119,8 @@ def train_attempt(
     initial = copy.deepcopy(model.state_dict())
     model.to(device)
     images = torch.from_numpy(np.array(source.train.examples[:n_train])).to(device)
-    labels = torch.from_numpy(np.array(source.train.labels[:n_train])).to(device=device, dtype=torch.long)
+    labels = torch.from_numpy(np.array(source.targets(source.train.labels[:n_train]))).to(device=device,
+                                                                                            dtype=torch.long)
     optimiser = torch.optim.SGD(model.parameters(), lr=recipe.learning_rate, momentum=recipe.momentum)
     shuffle = torch.Generator().manual_seed(seed)
     steps = -(-n_train // recipe.batch_size)
@@ -131,6 +133,12 @@ def train_attempt(
                 idx = order[start:start + recipe.batch_size]
                 x = spec.transform(to_float(images[idx], source.scale))
                 loss = F.cross_entropy(logits(model(x)), labels[idx])
+                if not math.isfinite(loss.item()):  # diverged: nothing after this step means anything
+                    raise TrainingError(
+                        f"{source.name}: the training loss became {loss.item()} at epoch {epoch + 1} of "
+                        f"{recipe.epochs}, batch {start // recipe.batch_size + 1} of {steps} (learning rate "
+                        f"{recipe.learning_rate:g}, seed {seed}): training diverged; lower learning_rate, or check "
+                        "that the inputs are in a usual range (the data's scale, the transform)")
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -267,7 +275,22 @@ def ensure_checkpoints(
     if spec.checkpoint is None:
         shown = "not measured" if acc is None else f"{acc:.4f}"
         print(f"{source.name} (seed {seed}): test accuracy {shown} after attempt {attempt + 1}")
+    warn_if_chance(source, acc, "trained here" if given is None else f"from {spec.checkpoint}")
     return Checkpoints(*paths, acc, attempt, _pair_sha256(paths), False)
+
+
+def warn_if_chance(source: Source, acc: float | None, made: str) -> bool:
+    """Warn where the trained network's held-out accuracy is at chance (below 1.5 times
+    1 / classes), naming the likely causes; return whether it warned."""
+    chance = 1 / max(len(source.classes), 1)
+    if acc is None or len(source.classes) < 2 or acc >= 1.5 * chance:
+        return False
+    log.warning("%s: the trained network (%s) classifies %.1f %% of the held-out examples right, about chance "
+                "(%.1f %% for %d classes): its results will look like an untrained network's; likely causes: training "
+                "that diverged or collapsed (learning_rate), inputs on another scale or of another dtype than the "
+                "network expects (scale, transform), or a checkpoint of another task", source.name, made, 100 * acc,
+                100 * chance, len(source.classes))
+    return True
 
 
 def load_network(spec: ModelSpec, path: str | os.PathLike, device: str = "cpu") -> torch.nn.Module:

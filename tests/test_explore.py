@@ -416,7 +416,7 @@ def test_runs_of_one_or_two_points_many_classes_odd_names_and_no_images(browser,
     panels = browser.execute_script("return window.repscope.panels()")
     assert len(panels) == 8 and [p["drawn"] for p in panels] == [n] * 6 + [0, n]
     assert browser.find_elements("css selector", ".plot .msg")[6].text == f"not drawn: 1 of {n} points are not finite"
-    assert "dead: one point" in browser.find_elements("css selector", ".panel h3")[3].text  # trained layer3
+    assert "constant: one point" in browser.find_elements("css selector", ".panel h3")[3].text  # trained layer3
     legend = browser.find_elements("css selector", "#legend .name")
     assert len(legend) == classes and legend[0].text == names[0]  # shown as text, not markup
     labels = browser.execute_script("return Array.from(window.repscope.state.labels)")

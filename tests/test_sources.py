@@ -89,7 +89,7 @@ def test_npz_float_features_with_classes_and_test(tmp_path):
     np.testing.assert_allclose(src.train.examples, x.astype(np.float32))
     np.testing.assert_allclose(src.test.examples, x_test.astype(np.float32))
     np.testing.assert_array_equal(src.test.labels, y_test)
-    assert src.classes == ("neg", "pos", "other")
+    assert src.classes == ("neg", "pos")  # the classes present, named by the given names (index = label)
     assert src.example_shape == (5,) and not src.is_image
 
 
@@ -267,16 +267,21 @@ def test_unreadable_files(tmp_path):
     [
         ({"x": _images(4), "y": _labels(3)}, r"3 labels for the 4 examples"),
         ({"x": _images(4), "y": np.array([0.0, 0.5, 1.0, 2.0])}, "labels are not integers"),
-        ({"x": _images(4), "y": np.array(["a", "b", "a", "b"])}, "are not integers"),
-        ({"x": _images(4), "y": np.array([0, -1, 1, 2])}, "labels include -1"),
-        ({"x": _images(4), "y": _labels(4), "classes": np.array(["a", "b"])}, "2 class names for labels up to 2"),
+        ({"x": _images(4), "y": np.array(["a", "", "a", "b"])}, "label 1 is an empty string"),
+        ({"x": _images(4), "y": np.array(["a", "b", "a", "b"]), "classes": np.array(["x", "y"])},
+         "the labels are class names already; leave out classes"),
+        ({"x": _images(4), "y": np.array([0, -1, 1, 2]), "classes": np.array(["a", "b", "c"])},
+         "3 class names for labels from -1 to 2"),
+        ({"x": _images(4), "y": _labels(4), "classes": np.array(["a", "b"])}, "2 class names for labels from 0 to 2"),
+        ({"x": _images(4), "y": _labels(4), "y_test": np.array(["a", "b"]), "x_test": _images(2)},
+         "give both as integers or both as class names"),
         ({"x": np.arange(4, dtype=np.uint8), "y": _labels(4)}, r"give \(n, features\) or \(n, H, W\)"),
         ({"x": _images(4), "y": _labels(4), "x_test": _images(2, (5, 5)), "y_test": _labels(2)}, "one shape"),
         ({"x": _images(4), "y": _labels(4), "x_test": _images(2), "y_test": _labels(3)}, "3 labels for the 2"),
         ({"x": _images(4), "y": _labels(4), "x_test": _images(2)}, "'x_test' but not 'y_test'"),
         ({"x": _images(4), "y": _labels(4), "x_test": np.ones((2, 6, 6)), "y_test": _labels(2)}, "both as uint8"),
         ({"x": _images(4), "y": _labels(4), "x_test": _images(2), "y_test": np.array([0, 7]),
-          "classes": np.array(["a", "b", "c"])}, "3 class names for labels up to 7"),
+          "classes": np.array(["a", "b", "c"])}, "3 class names for labels from 0 to 7"),
     ],
 )
 def test_bad_npz_content(tmp_path, arrays, message):
@@ -370,7 +375,7 @@ def test_float_labels_with_whole_values_are_accepted(tmp_path):
 def test_too_few_classes_given_in_spec(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((4, 3), dtype=np.float32))
     np.save(tmp_path / "y.npy", np.array([0, 1, 2, 3]))
-    with pytest.raises(DataError, match="3 class names for labels up to 3; give at least 4"):
+    with pytest.raises(DataError, match="3 class names for labels from 0 to 3; give a name per label value"):
         open_source({"source": "npy", "x": tmp_path / "x.npy", "y": tmp_path / "y.npy", "classes": ["a", "b", "c"]})
 
 
@@ -436,7 +441,8 @@ def test_torchvision_present(tmp_path, monkeypatch):
     (other / "MNIST").mkdir(parents=True)
     (other / "MNIST" / "ok").touch()
     src = open_source({"source": "torchvision", "class": "MNIST", "root": other, "name": "tv-mnist"})
-    assert src.name == "tv-mnist" and src.example_shape == (28, 28) and len(src.classes) == 10
+    assert src.name == "tv-mnist" and src.example_shape == (28, 28)
+    assert src.classes == tuple(f"{k} - digit" for k in range(5))  # the five labels present, by their names
     assert src.train.examples.dtype == np.uint8 and len(src.test) == 2
 
 

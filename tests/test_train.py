@@ -38,6 +38,7 @@ def _fake_attempt(accuracies, calls):
 
 class _Data:
     name = "mnist"
+    classes = tuple(str(k) for k in range(10))
     train = [0] * 100
     scale = 255.0
     sha256 = {"train-images-idx3-ubyte": "a", "train-labels-idx1-ubyte": "b"}

@@ -270,7 +270,10 @@
         el.className = 'panel';
         el.innerHTML = '<h3></h3><div class="plot"><svg></svg><div class="msg"></div></div>';
         el.querySelector('h3').textContent = name === 'original' ? 'input (original)' : name;
-        if (info && info.dead) el.querySelector('h3').insertAdjacentHTML('beforeend', ' <span class="dead">dead: one point</span>');
+        if (info && info.dead) {  // every example one point: a dead filter, or a constant representation
+          const word = name.includes('/filter') ? 'dead' : 'constant';
+          el.querySelector('h3').insertAdjacentHTML('beforeend', ' <span class="dead">' + word + ': one point</span>');
+        }
         el.dataset.network = network;
         el.dataset.name = name;
         panel.el = el;

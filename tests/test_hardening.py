@@ -1,0 +1,127 @@
+"""Bad runs caught where they start: diverged training, labels beyond the network's outputs,
+NaN representations; labels as users have them (far from zero, strings)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import repscope
+from repscope.engine.errors import DataError, SettingsError, TrainingError
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(layers=["2"], methods=["tsne"], n=100, workers=0, report=False)
+
+
+def net() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return x.astype(np.float32), y
+
+
+def _npz(path: Path, x, y) -> Path:
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def test_a_loss_that_becomes_nan_stops_training_in_one_line(digits, tmp_path):
+    data = _npz(tmp_path / "huge.npz", digits[0] * 1e30, digits[1])
+    with pytest.raises(TrainingError) as info:
+        repscope.analyze(net, str(data), out=tmp_path / "run", train=True, recipe={"epochs": 1}, **SMALL)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "the training loss became nan at epoch 1 of 1, batch" in message and "learning rate 0.01" in message
+    assert not (tmp_path / "run").exists(), "nothing but settings were written: no folder is left"
+
+
+def test_the_command_line_says_so_in_one_line_with_exit_4(digits, tmp_path):
+    data = _npz(tmp_path / "huge.npz", digits[0].reshape(-1, 8, 8) * 1e30, digits[1])
+    (tmp_path / "resnet_digits.py").write_text((ROOT / "examples" / "resnet_digits.py").read_text())
+    (tmp_path / "run.toml").write_text(f'n = 100\ndatasets = ["{data}"]\nmethods = ["tsne"]\n[model]\n'
+                                       'factory = "resnet_digits:build"\ntransform = "resnet_digits:to_input"\nlayers = ["block1"]\n'
+                                       '[training]\nepochs = 1\n')
+    proc = subprocess.run([sys.executable, "-m", "repscope", "-q", "run", str(tmp_path / "run.toml"), "--out",
+                           str(tmp_path / "out"), "--backend", "cpu"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "training diverged; lower learning_rate" in proc.stderr
+
+
+class NaNAtInference(nn.Module):
+    def forward(self, x):
+        return x if self.training else x * float("nan")
+
+
+def test_a_nan_representation_is_caught_at_extraction(tmp_path):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), NaNAtInference(), nn.Linear(16, 10))
+    with pytest.raises(DataError, match=r"^digits/seed42/trained/2: 1600 NaN or Inf values in examples 0\.\.99 "
+                                        r"\(first: example 0\); the network diverged"):
+        repscope.analyze(model, "digits", out=tmp_path / "run", **SMALL)
+    assert not any((tmp_path / "run").glob("store.zarr/**/embeddings"))
+
+
+def test_labels_beyond_the_outputs_are_refused_before_training(digits, tmp_path):
+    x, y = digits
+    data = _npz(tmp_path / "eleven.npz", x, np.where(y == 9, 10, y))  # 11 labels, 10 outputs
+    with pytest.raises(SettingsError, match=r"eleven: labels run from 0 to 10 but the network has 10 outputs, so "
+                                            r"training needs labels 0 \.\. 9"):
+        repscope.analyze(net, str(data), out=tmp_path / "run", train=True, **SMALL)
+    assert not (tmp_path / "run").exists()
+
+
+def _metrics(run) -> list[tuple]:
+    return [tuple(v for k, v in row.items() if k != "dataset") for row in run.metrics]
+
+
+def test_labels_far_from_zero_are_the_classes_present(digits, tmp_path):
+    """Labels 1000..1009: ten classes named by their labels, and the same numbers as 0..9."""
+    x, y = digits
+    torch.manual_seed(0)
+    model = net()
+    far = repscope.analyze(model, str(_npz(tmp_path / "far.npz", x, y + 1000)), out=tmp_path / "far", **SMALL)
+    near = repscope.analyze(model, str(_npz(tmp_path / "near.npz", x, y)), out=tmp_path / "near", **SMALL)
+    data = far.config["data"]["far"]
+    assert data["classes"] == [str(v) for v in range(1000, 1010)] and data["label_values"] == list(range(1000, 1010))
+    assert np.array_equal(far.labels("far"), near.labels("near"))
+    assert "label_values" not in near.config["data"]["near"]  # labels 0..9 are the classes as they are
+    assert _metrics(far) == _metrics(near)
+
+
+def test_classes_are_the_labels_present_with_their_names(digits, tmp_path):
+    x, y = digits
+    keep = y != 4  # label 4 absent: nine classes, not ten
+    names = [f"name{k}" for k in range(10)]
+    run = repscope.analyze(net(), {"source": "npz", "path": str(_npz(tmp_path / "gap.npz", x[keep], y[keep])),
+                                   "classes": names}, out=tmp_path / "run", **SMALL)
+    assert run.config["data"]["gap"]["classes"] == [n for n in names if n != "name4"]
+    assert sorted(np.unique(run.labels("gap")).tolist()) == list(range(9))
+
+
+def test_string_labels_become_classes_named_by_them(digits, tmp_path):
+    x, y = digits
+    words = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    run = repscope.analyze(net, str(_npz(tmp_path / "words.npz", x, words[y])), out=tmp_path / "run", train=True,
+                           recipe={"epochs": 3}, **SMALL)
+    assert run.config["data"]["words"]["classes"] == sorted(words.tolist())
+    assert run.config["extract"]["words"]["test_accuracy"] is None or run.config["extract"]["words"]["test_accuracy"] > 0.3
+
+
+def test_a_network_at_chance_is_a_warning_naming_the_causes(digits, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="repscope.engine.train"):
+        repscope.analyze(net, "digits", out=tmp_path / "run", train=True,
+                         recipe={"epochs": 2, "learning_rate": 1e4}, progress=False, **SMALL)
+    lines = [r.getMessage() for r in caplog.records if "about chance" in r.getMessage()]
+    assert len(lines) == 1 and "learning_rate" in lines[0] and "scale" in lines[0]
