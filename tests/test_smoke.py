@@ -1,6 +1,9 @@
-"""The smoke preset end to end: every stage, both data sets, both methods, N = 1 000."""
+"""The smoke preset end to end: every stage, both data sets, both methods, N = 1 000; the
+study's presets give their reference bytes."""
 
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +42,35 @@ def test_smoke_run_shows_the_first_finding(smoke_run):
             untrained = cell[dataset, method, "untrained", "layer3"]
             assert trained["ds"] < untrained["ds"] and trained["acc_knn_loo"] > untrained["acc_knn_loo"]
             assert set(METRICS) <= set(trained)
+
+
+REFERENCES = json.loads((Path(__file__).parent / "references" / "presets.json").read_text())
+
+
+def assert_reference_bytes(run_dir: Path, preset: str) -> None:
+    """``run_dir``'s metrics.csv is the reference bytes of ``preset`` (tests/references/presets.json),
+    where the libraries that make the numbers are the reference's versions."""
+    versions = json.loads((run_dir / "config.json").read_text())["versions"]
+    other = {name: (versions.get(name), want) for name, want in REFERENCES["versions"].items()
+             if versions.get(name) != want}
+    if other:
+        pytest.skip("the reference bytes hold for other library versions: "
+                    + ", ".join(f"{name} {have} here, {want} there" for name, (have, want) in other.items()))
+    digest = hashlib.sha256((run_dir / "metrics.csv").read_bytes()).hexdigest()
+    assert digest == REFERENCES["metrics_csv_sha256"][preset], (
+        f"the {preset} preset's metrics.csv changed (sha256 {digest}); a change meant to change results updates "
+        "tests/references/presets.json in the same commit and says why")
+
+
+def test_the_smoke_presets_metrics_are_the_reference_bytes(smoke_run):
+    assert_reference_bytes(smoke_run, "smoke")
+
+
+@pytest.mark.slow
+def test_the_paper_presets_metrics_are_the_reference_bytes(data_root, tmp_path):
+    """The whole paper preset (about half an hour on two cores)."""
+    from repscope.engine import pipeline
+    from repscope.engine.settings import from_options
+
+    pipeline.run(from_options(out=tmp_path / "paper", preset="paper", data_root=data_root))
+    assert_reference_bytes(tmp_path / "paper", "paper")
