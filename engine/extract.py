@@ -31,7 +31,7 @@ from ..store import (
 )
 from .backend import torch_device
 from .errors import DataError, SettingsError
-from .jobs import COMPONENTS, WIDE, needs_reduction
+from .jobs import COMPONENTS, LARGE_VALUES, SMALL_VALUES, WIDE, needs_reduction
 from .model import NETWORKS, ModelSpec, build, capture, describe, identity, logits, probe_shapes, to_float
 from .progress import progress_bar
 from .runinfo import store_location, update_run_config
@@ -243,6 +243,7 @@ def _fill(store: RunStore, source: Source, split, targets: list[_Target], n: int
     start = min(p.rows_done for _, p in todo)
     if start:
         log.info("%s: resuming at row %d", source.name, start)
+    largest = dict.fromkeys((t.key for t, _ in todo), 0.0)  # each array's largest magnitude, for the embedders
     with progress_bar(total=n, initial=start, desc=f"extract {what}{source.name}", unit="ex", unit_scale=True) as bar:
         for a in range(start, n, CHUNK_ROWS):
             b = min(a + CHUNK_ROWS, n)
@@ -263,12 +264,20 @@ def _fill(store: RunStore, source: Source, split, targets: list[_Target], n: int
             for t, p in pending:
                 rows = np.asarray(t.take(x, y, out))
                 _check_finite(rows, t.key, a)
+                if rows.dtype.kind == "f" and rows.size:
+                    largest[t.key] = max(largest[t.key], float(np.abs(rows).max()))
                 p.array[a:b] = rows
             for _, p in pending:
                 store.commit_rows(p, b)
             bar.update(b - a)
     for _, p in todo:
         store.mark_complete(p)
+    for key, top in largest.items():
+        if top > LARGE_VALUES or 0 < top < SMALL_VALUES:
+            log.warning("%s: its largest magnitude is %.3g, outside the %g to %g the embedders handle (they compute "
+                        "squared distances in float32, which overflow beyond about 1.8e19 and lose precision long "
+                        "before): its embeddings may be degraded or fail; rescale the data (scale, transform)", key,
+                        top, SMALL_VALUES, LARGE_VALUES)
     return True
 
 

@@ -33,6 +33,11 @@ from .threads import JOB_THREADS, pinned
 
 log = logging.getLogger(__name__)
 
+#: Magnitudes the embedders handle: their squared distances, in float32 inside openTSNE,
+#: umap-learn and pynndescent, overflow beyond about 1.8e19 and lose precision long before;
+#: below 1e-12 they underflow towards float32's smallest normal numbers (1.2e-38).
+LARGE_VALUES, SMALL_VALUES = 1e12, 1e-12
+
 K = 10
 #: Representations wider than this are reduced by PCA before embedding (openTSNE's and
 #: cuML's documentation recommend it); narrower ones are embedded as they are.
@@ -115,6 +120,15 @@ class JobSettings:
     store: str = ""
 
 
+def _magnitude_hint(x) -> str:
+    """Where the input's values are outside what the embedders handle, a clause saying so."""
+    top = float(abs(x).max()) if x.size else 0.0
+    if top > LARGE_VALUES or 0 < top < SMALL_VALUES:
+        return (f"; the input's largest magnitude is {top:.3g}, outside the {SMALL_VALUES:g} to {LARGE_VALUES:g} the "
+                "embedders handle (they compute squared distances in float32): rescale the data")
+    return ""
+
+
 def scored_with(k: int) -> dict:
     """What the study's metrics kept beside an array were computed with: k and the kernels'
     version (values kept by other kernels are computed again)."""
@@ -188,7 +202,16 @@ def run_job(run_dir: str | Path, key: JobKey, settings: JobSettings) -> dict:
         # Thread counts change the last bits of gradients and PCA initialisations: fixed, so
         # that any scheduler, worker count or machine (pool, Dask worker, in-process) gives the same bytes.
         with pinned(JOB_THREADS):
-            embedding = embedder.embed(x, key.seed)
+            try:
+                embedding = embedder.embed(x, key.seed)
+            except Exception as exc:  # the embedder's own error, said to be its own
+                raise RuntimeError(f"{embedder.name} failed on {key.id}: {type(exc).__name__}: {exc}"
+                                   f"{_magnitude_hint(x)}") from exc
+        xp = cupy if embedder.device == "cuda" else np
+        bad = int((~xp.isfinite(embedding)).sum())
+        if bad:
+            raise RuntimeError(f"{embedder.name} returned {bad} NaN or Inf coordinates for {key.id} from finite input"
+                               f"{_magnitude_hint(x)}")
     seconds = time.perf_counter() - started
     metrics = separation_metrics(embedding, labels.astype("int64"), k=settings.k)
     host = embedding.get() if embedder.device == "cuda" else embedding

@@ -125,3 +125,19 @@ def test_a_network_at_chance_is_a_warning_naming_the_causes(digits, tmp_path, ca
                          recipe={"epochs": 2, "learning_rate": 1e4}, progress=False, **SMALL)
     lines = [r.getMessage() for r in caplog.records if "about chance" in r.getMessage()]
     assert len(lines) == 1 and "learning_rate" in lines[0] and "scale" in lines[0]
+
+
+def test_values_beyond_what_the_embedders_handle_are_named(digits, tmp_path, caplog):
+    """Inputs scaled by 1e25: a warning at extraction (before any embedding), and jobs whose
+    embedder returns NaN say which embedder did, from finite input, and why."""
+    from repscope.engine.errors import JobsFailedError
+
+    x, y = digits
+    data = _npz(tmp_path / "big.npz", x * 1e25, y)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    with caplog.at_level(logging.WARNING, logger="repscope.engine.extract"), pytest.raises(JobsFailedError) as info:
+        repscope.analyze(model, str(data), out=tmp_path / "run", progress=False, **{**SMALL, "layers": ["1"]})
+    warned = [r.getMessage() for r in caplog.records if "outside the 1e-12 to 1e+12 the embedders handle" in r.getMessage()]
+    assert any(line.startswith("big/original: its largest magnitude is 1.6e+26") for line in warned)
+    assert "opentsne returned 200 NaN or Inf coordinates for big/seed42/trained/tsne/original from finite input" in \
+        str(info.value)
