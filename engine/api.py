@@ -16,11 +16,13 @@ file would and runs the same stages.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import re
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -29,7 +31,7 @@ from .errors import MissingDataError, SettingsError
 from .evaluate import METRICS_CSV
 from .progress import shown
 from .runinfo import CONFIG, read_run_config, require_run, store_location
-from .settings import DEFAULT_SEED
+from .settings import DEFAULT_SEED, MIN_N
 from .tables import read_metrics_csv
 
 
@@ -76,6 +78,19 @@ def _save_if_changed(state: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".partial")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def in_python_words() -> Iterator[None]:
+    """SettingsErrors raised inside name analyze's keyword arguments, not command-line flags
+    (``n must ...``, not ``--n must ...``)."""
+    try:
+        yield
+    except SettingsError as exc:
+        parts = str(exc).split("`")  # commands quoted in backticks keep their flags
+        parts[::2] = [re.sub(r"(?<![\w-])--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), part)
+                      for part in parts[::2]]
+        raise SettingsError("`".join(parts)) from None
 
 
 def _other_weights(model, out: Path, train: bool) -> list[str]:
@@ -232,6 +247,10 @@ def analyze(
                 raise  # N needs its size
     if n is None:
         n = min(5_000, min(len(source.train) for source in opened))
+        if n < MIN_N and "tsne" in methods:
+            small = min(opened, key=lambda source: len(source.train))
+            raise SettingsError(f"{small.name} has {len(small.train)} training examples; t-SNE with perplexity 30 "
+                                f"needs at least {MIN_N} (give more data, or methods=['umap'])")
     stages = pipeline.STAGES if report else tuple(s for s in pipeline.STAGES if s != "report")
     record = read_run_config(Path(out)).get("settings") if (Path(out) / CONFIG).is_file() else None
     weights = [] if reconfigure or record is None else _other_weights(model, Path(out), train or recipe is not None)
@@ -240,13 +259,15 @@ def analyze(
             refuse_changes(Path(out), weights, "pass reconfigure=True")
         spec = model_spec(model, layers, transform=transform, checkpoint=checkpoint, out=out,
                           train=train or recipe is not None)
-        settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),
-                                seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root,
-                                tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, metrics=metrics,
-                                neighbourhood_sample=neighbourhood_sample)
+        with in_python_words():
+            settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),
+                                    seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root,
+                                    tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, metrics=metrics,
+                                    neighbourhood_sample=neighbourhood_sample)
         if record is not None and not reconfigure:
             refuse_changes(Path(out), contradictions(settings, record), "pass reconfigure=True")
-        pipeline.run(settings, stages)
+        with in_python_words():
+            pipeline.run(settings, stages)
     return Run(out)
 
 

@@ -224,12 +224,20 @@ def _load_npy(path: Path, what: str):
 
     from .errors import DataError, MissingDataError
 
+    if path.is_dir():
+        raise DataError(f"{what} file {path} is a folder; give the .npy file itself")
     if not path.is_file():
         raise MissingDataError(f"{what} file {path} does not exist")
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise DataError(f"{what} file {path} is not a .npy file (it does not start as one); save the array with "
+                        "numpy.save")
     try:
-        return np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise DataError(f"{what} file {path} is not a readable .npy array ({exc}); save it with numpy.save") from None
+    return array
 
 
 def _metrics(args: argparse.Namespace) -> int:

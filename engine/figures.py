@@ -8,10 +8,15 @@ and the line plots also as SVG.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 #: Scatter plots: one colour per class (matplotlib's tab10).
 PALETTE = "tab10"
@@ -45,10 +50,33 @@ def save(fig, path: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
     for fmt in formats:
         final = path.with_suffix(f".{fmt}")
         tmp = final.with_name(final.name + ".partial")
-        fig.savefig(tmp, format=fmt, metadata={"Software": None} if fmt == "png" else {"Date": None})
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig.savefig(tmp, format=fmt, metadata={"Software": None} if fmt == "png" else {"Date": None})
+        _report_missing_glyphs(caught)
         os.replace(tmp, final)
         written.append(final)
     return written
+
+
+_GLYPH = re.compile(r"Glyph \d+ \((.+)\) missing from font")
+_missing_glyphs: set[str] = set()
+
+
+def _report_missing_glyphs(caught: list) -> None:
+    """One log line for the characters the fonts lack (drawn as boxes), the first time each
+    is met, instead of a warning per figure and character; other warnings are passed on."""
+    new = []
+    for item in caught:
+        found = _GLYPH.search(str(item.message))
+        if found is None:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+        elif found.group(1) not in _missing_glyphs:
+            _missing_glyphs.add(found.group(1))
+            new.append(found.group(1))
+    if new:
+        log.info("figures: the fonts have no glyph for %d character(s) of a class or layer name (%s); they are drawn "
+                 "as boxes", len(new), ", ".join(new[:5]) + (", ..." if len(new) > 5 else ""))
 
 
 def class_colours(n_classes: int) -> np.ndarray:

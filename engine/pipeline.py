@@ -75,6 +75,11 @@ def plan(settings: RunSettings, sources: dict) -> dict[str, tuple[Representation
     _check_n(settings, sources)
     for name, source in sources.items():
         representations[name] = plan_representations(settings.model, source)[0]
+    narrow = [f"{name}/{r.name}" for name, reps in representations.items() for r in reps if r.dims < 2
+              and (settings.representations is None or same_name(r.name) in map(same_name, settings.representations))]
+    if narrow and settings.methods:
+        raise SettingsError(f"{', '.join(narrow)}: one value per example; t-SNE and UMAP embed in 2-D from at least "
+                            "two: leave it out with --representations (the others), or analyse a wider layer")
     if settings.representations is not None:
         known = {r.name for reps in representations.values() for r in reps}
         bad = [r for r in settings.representations if same_name(r) not in {same_name(k) for k in known}]

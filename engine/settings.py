@@ -317,9 +317,6 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         problems.append(f"--n must be a whole number >= 1; got {n!r}")
         n = None
-    elif n < MIN_N:  # t-SNE's perplexity of 30 wants at least 3 x 30 neighbours per point
-        problems.append(f"--n must be at least {MIN_N} for t-SNE with perplexity 30; got {n}")
-        n = None
     sources = check(_sources, datasets if datasets is not None else base.get("datasets")) or ()
     from .sources import source_name
 
@@ -342,6 +339,10 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
                             f"{', '.join(bad)} needs a run file with a [model] table (see examples/digits.toml)")
     methods = check(_split, methods if methods is not None else base.get("methods"), str, "methods") or METHODS
     check(_check_choices, methods, METHODS, "methods")
+    if n is not None and n < MIN_N and "tsne" in methods:  # perplexity 30 wants 3 x 30 neighbours per point
+        problems.append(f"--n must be at least {MIN_N} for t-SNE with perplexity 30; got {n} (UMAP alone takes "
+                        "fewer: --methods umap)")
+        n = None
     seeds = check(_split, seeds if seeds is not None else base.get("seeds"), int, "seeds") or (DEFAULT_SEED,)
     if any(not MIN_SEED <= s <= MAX_SEED for s in seeds) or len(set(seeds)) != len(seeds):
         problems.append(f"--seeds must be distinct whole numbers from {MIN_SEED} to {MAX_SEED} (2**32 - 1, the "

@@ -23,6 +23,7 @@ exact search.
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
 import numpy as np
@@ -44,6 +45,9 @@ class KnnAccuracy(NamedTuple):
 
 
 def _faiss_usable(gpu: bool) -> bool:
+    loader = logging.getLogger("faiss.loader")
+    if loader.level == logging.NOTSET:  # its tries of builds for other CPUs, one INFO line each, are no news
+        loader.setLevel(logging.WARNING)
     try:
         import faiss
     except ImportError:

@@ -141,3 +141,68 @@ def test_values_beyond_what_the_embedders_handle_are_named(digits, tmp_path, cap
     assert any(line.startswith("big/original: its largest magnitude is 1.6e+26") for line in warned)
     assert "opentsne returned 200 NaN or Inf coordinates for big/seed42/trained/tsne/original from finite input" in \
         str(info.value)
+
+
+# ------------------------------------------------------------------ messages that say what is wrong
+
+
+def test_too_few_examples_for_t_sne_name_the_data_in_python_words(tmp_path):
+    rng = np.random.default_rng(0)
+    data = _npz(tmp_path / "tiny.npz", rng.normal(size=(40, 5)).astype(np.float32), rng.integers(0, 3, 40))
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))
+    with pytest.raises(SettingsError, match=r"^tiny has 40 training examples; t-SNE with perplexity 30 needs at "
+                                            r"least 100 \(give more data, or methods=\['umap'\]\)$"):
+        repscope.analyze(model, str(data), layers=["1"], out=tmp_path / "run")
+    with pytest.raises(SettingsError, match=r"^n must be at least 100 for t-SNE") as info:
+        repscope.analyze(model, str(data), layers=["1"], n=30, out=tmp_path / "run")
+    assert "--" not in str(info.value) and not (tmp_path / "run").exists()
+    from repscope.engine.settings import from_options
+
+    assert from_options(out=tmp_path / "run", model=None, preset="smoke", n=30, methods="umap").n == 30  # UMAP alone
+
+
+def test_a_representation_of_one_value_is_refused_before_work(tmp_path):
+    rng = np.random.default_rng(0)
+    data = _npz(tmp_path / "one.npz", rng.normal(size=(120, 1)).astype(np.float32), rng.integers(0, 3, 120))
+    model = nn.Sequential(nn.Linear(1, 4), nn.ReLU(), nn.Linear(4, 3))
+    with pytest.raises(SettingsError, match=r"^one/original: one value per example; t-SNE and UMAP embed in 2-D from "
+                                            r"at least two: leave it out with representations"):
+        repscope.analyze(model, str(data), layers=["1"], methods=["tsne"], out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.mkdir(), "is a folder; give the .npy file itself"),
+    (lambda p: p.write_text("0 1 2\n"), "is not a .npy file (it does not start as one); save the array with numpy.save"),
+])
+def test_the_metrics_command_names_what_its_files_are(tmp_path, make, message):
+    make(tmp_path / "points.npy")
+    np.save(tmp_path / "labels.npy", np.array([0, 1, 0]))
+    proc = subprocess.run([sys.executable, "-m", "repscope", "metrics", str(tmp_path / "points.npy"),
+                           str(tmp_path / "labels.npy")], capture_output=True, text=True)
+    assert proc.returncode == 3 and proc.stderr.count("\n") == 1 and message in proc.stderr
+
+
+def test_faiss_tries_of_other_builds_are_not_logged(caplog):
+    pytest.importorskip("faiss")
+    from repscope.kernels import knn_accuracy
+
+    with caplog.at_level(logging.INFO):
+        knn_accuracy(np.random.default_rng(0).normal(size=(50, 3)), np.arange(50) % 2, method="faiss")
+    assert not [r for r in caplog.records if r.name.startswith("faiss")]
+
+
+def test_glyphs_the_fonts_lack_are_one_log_line_not_warnings(tmp_path, caplog, recwarn):
+    from matplotlib.figure import Figure
+
+    from repscope.engine import figures
+
+    figures._missing_glyphs.clear()
+    figure = Figure()
+    figure.add_subplot().set_title("クラス ✓")
+    with caplog.at_level(logging.INFO, logger="repscope.engine.figures"):
+        figures.save(figure, tmp_path / "a")
+        figures.save(figure, tmp_path / "b")
+    lines = [r.getMessage() for r in caplog.records if "no glyph" in r.getMessage()]
+    assert len(lines) == 1 and "drawn as boxes" in lines[0]
+    assert not [w for w in recwarn if "Glyph" in str(w.message)]
