@@ -156,6 +156,18 @@ def need(cells: Cells, *keys) -> str | None:
     return f"missing from metrics.csv: {', '.join(missing)}" if missing else None
 
 
+def undecided(a: dict, b: dict) -> str | None:
+    """None where a majority verdict is possible, else why not: fewer than 4 of the six
+    metrics are defined for both (one class, or a representation that is constant)."""
+    # distances but none between two classes: one class
+    if any(math.isnan(cell.get("dd", math.nan)) and not math.isnan(cell.get("ds", math.nan)) for cell in (a, b)):
+        return "undefined: there are no examples of two different classes to separate (one class)"
+    defined = sum(is_better(m, a[m], b[m]) is not None for m in SEPARATION)
+    if defined > len(SEPARATION) / 2:
+        return None
+    return f"undefined: only {defined} of 6 metrics are defined for both (a constant representation)"
+
+
 def listing(a: dict, b: dict) -> str:
     """The six metrics of ``a`` and ``b`` side by side, for a finding's numbers."""
     return ", ".join(f"{m} {a[m]:.3f} vs {b[m]:.3f}" for m in SEPARATION)
@@ -167,6 +179,9 @@ def trained_beats_untrained(cells: Cells, depths: Depths) -> Check:
     missing = need(cells, ("trained", last), ("untrained", last))
     if missing:
         return Check(None, missing)
+    undefined = undecided(cells["trained", last], cells["untrained", last])
+    if undefined:
+        return Check(None, undefined)
     won = wins(cells["trained", last], cells["untrained", last])
     return Check(won > len(SEPARATION) / 2, f"{last}: trained better on {won} of 6 metrics "
                                              f"({listing(cells['trained', last], cells['untrained', last])})")
@@ -178,6 +193,9 @@ def last_beats_input(cells: Cells, depths: Depths) -> Check:
     missing = need(cells, ("trained", last), ("trained", ORIGINAL))
     if missing:
         return Check(None, missing)
+    undefined = undecided(cells["trained", last], cells["trained", ORIGINAL])
+    if undefined:
+        return Check(None, undefined)
     won = wins(cells["trained", last], cells["trained", ORIGINAL])
     return Check(won > len(SEPARATION) / 2, f"trained {last} better than {ORIGINAL} on {won} of 6 metrics "
                                              f"({listing(cells['trained', last], cells['trained', ORIGINAL])})")

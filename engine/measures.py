@@ -207,10 +207,11 @@ def representation_measures(store: RunStore, key: JobKey, labels, families: tupl
 
 def cka_untrained(store: RunStore, key: JobKey, n: int, gpu: bool = False) -> float:
     """Linear CKA of representation ``key.rep`` between the trained and the untrained
-    network (1 for ``original``, which both share) over its ``n`` examples; kept beside the
+    network (1 for ``original``, which both share, unless every example is the same: then,
+    as for any constant representation, NaN) over its ``n`` examples; kept beside the
     trained array."""
     if key.representation == ORIGINAL:
-        return 1.0
+        return math.nan if (store.info(key.store_key) or {}).get("constant_input") else 1.0
     rep = key.rep
     if rep.dims > CKA_MAX_DIMS:
         log.warning("%s: %d values, wider than CKA's %d: cka_untrained is NaN", key.id, rep.dims, CKA_MAX_DIMS)

@@ -75,6 +75,10 @@ def plan(settings: RunSettings, sources: dict) -> dict[str, tuple[Representation
     _check_n(settings, sources)
     for name, source in sources.items():
         representations[name] = plan_representations(settings.model, source)[0]
+        if len(source.classes) < 2:
+            log.warning("%s has a single class (%s): class separation is undefined, so the distance ratios, "
+                        "silhouettes and findings are NaN or undefined; kNN accuracy is 1", name,
+                        source.classes[0] if source.classes else "none")
     narrow = [f"{name}/{r.name}" for name, reps in representations.items() for r in reps if r.dims < 2
               and (settings.representations is None or same_name(r.name) in map(same_name, settings.representations))]
     if narrow and settings.methods:

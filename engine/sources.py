@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import math
 import mmap
+import logging
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,8 @@ import numpy as np
 from .config import DATASETS, dataset_spec, default_data_root
 from .errors import DataError, MissingDataError, SettingsError
 from .idx import read_rows
+
+log = logging.getLogger(__name__)
 
 #: The kinds of source ``open_source`` knows, as given under a mapping's ``source`` key.
 SOURCE_KINDS = ("idx", "digits", "npz", "npy", "torchvision")
@@ -598,6 +601,11 @@ def _classes(splits: Sequence[Split], given: Sequence[str] | Mapping | None,
             raise DataError(f"{origin}: {len(given)} class names for labels from {int(values[0])} to {int(values[-1])}; "
                             "give a name per label value (index = label), or a mapping {label: name}")
         names = tuple(given[int(v)] for v in values)
+    twice = {name for name in names if names.count(name) > 1}
+    if twice:  # told apart everywhere (legends, tooltips, tables) by their labels
+        log.warning("%s: class name(s) %s are given to several labels; each is shown with its label", origin,
+                    ", ".join(sorted(map(repr, twice))[:5]))
+        names = tuple(f"{name} ({v.item()})" if name in twice else name for name, v in zip(names, values))
     identity = not strings and values.tolist() == list(range(len(values)))
     return names, () if identity else tuple(v.item() for v in values)
 

@@ -206,3 +206,47 @@ def test_glyphs_the_fonts_lack_are_one_log_line_not_warnings(tmp_path, caplog, r
     lines = [r.getMessage() for r in caplog.records if "no glyph" in r.getMessage()]
     assert len(lines) == 1 and "drawn as boxes" in lines[0]
     assert not [w for w in recwarn if "Glyph" in str(w.message)]
+
+
+# ------------------------------------------------------------------ doubtful cases
+
+
+def test_one_class_is_said_and_the_findings_are_undefined(digits, tmp_path, caplog):
+    from repscope.engine.findings import Depths, check_findings
+
+    x, y = digits
+    with caplog.at_level(logging.WARNING, logger="repscope.engine.pipeline"):
+        run = repscope.analyze(net(), str(_npz(tmp_path / "single.npz", x, np.zeros_like(y))), out=tmp_path / "run",
+                               progress=False, **SMALL)
+    assert any("has a single class (0): class separation is undefined" in r.getMessage() for r in caplog.records)
+    findings = check_findings(run.metrics, {"single": Depths(run.representations("single"))})
+    for finding in findings:
+        check = finding.checks["single", "tsne"][42]
+        assert check.holds is None and check.detail.startswith("undefined"), (finding.number, check)
+
+
+def test_duplicate_class_names_are_told_apart_by_their_labels(digits, tmp_path, caplog):
+    from repscope.engine.sources import open_source
+
+    x, y = digits
+    names = ["odd" if k % 2 else f"even{k}" for k in range(10)]
+    with caplog.at_level(logging.WARNING, logger="repscope.engine.sources"):
+        source = open_source({"source": "npz", "path": str(_npz(tmp_path / "dup.npz", x, y)), "classes": names})
+    assert source.classes[:4] == ("even0", "odd (1)", "even2", "odd (3)") and len(set(source.classes)) == 10
+    assert any("'odd' are given to several labels" in r.getMessage() for r in caplog.records)
+
+
+def test_a_constant_input_has_no_cka_with_itself(tmp_path):
+    """All-zeros input: cka_untrained of original is NaN, as cka.csv says, not 1."""
+    import csv
+
+    rng = np.random.default_rng(1)
+    data = _npz(tmp_path / "zeros.npz", np.zeros((120, 6), np.float32), rng.integers(0, 3, 120))
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    run = repscope.analyze(model, str(data), layers=["1"], methods=["tsne"], workers=0, report=False,
+                           out=tmp_path / "run", metrics="cka", progress=False)
+    original = [r for r in run.metrics if r["representation"] == "original"]
+    assert original and all(np.isnan(r["cka_untrained"]) for r in original)
+    with open(tmp_path / "run" / "cka.csv", newline="") as f:
+        pairs = [r for r in csv.DictReader(f) if r["representation_a"] == r["representation_b"] == "original"]
+    assert all(r["cka"] == "nan" for r in pairs)
