@@ -45,6 +45,7 @@ import numpy as np
 
 from ..store import NETWORKS, ORIGINAL, embedding_key, find, holder
 from .errors import MissingDataError, SettingsError
+from .figures import hex_colours
 from .report import REPORT, FigureCache, RunFolder, _images, _key, slug
 from .runinfo import write_atomic
 
@@ -201,6 +202,7 @@ def _dataset_files(run: RunFolder, cache: FigureCache, dataset: str) -> dict:
     cache.add(label_rel[:-3], _key(FORMAT_VERSION, "labels", hashlib.sha256(labels.tobytes()).hexdigest()),
               lambda p: write_labels(p.with_suffix(".js")))
     entry = {"name": dataset, "slug": slug(dataset), "n": n, "classes": list(classes),
+             "colours": hex_colours(len(classes)),  # the report's figures' colours
              "counts": np.bincount(labels, minlength=len(classes)).tolist(), "labels": f"{FOLDER}/{label_rel}",
              "image": None, "methods": [], "seeds": run.seeds, "networks": list(NETWORKS),
              "representations": [{"name": r.name, "depth": r.depth, "layer": r.array, "in_study": r.in_study,

@@ -80,15 +80,34 @@ def _report_missing_glyphs(caught: list) -> None:
 
 
 def class_colours(n_classes: int) -> np.ndarray:
-    """One colour per class: matplotlib's tab10 up to 10 classes, tab20 up to 20, else
-    evenly spaced hues of turbo."""
+    """One RGBA colour per class: matplotlib's tab10 up to 10 classes, tab20 up to 20, else
+    hues a golden-ratio step apart at three lightnesses, so that classes next to each other
+    (by label) never get nearly the same colour. The explorer takes the same colours
+    (:func:`hex_colours`).
+
+    Examples
+    --------
+    >>> class_colours(3).shape
+    (3, 4)
+    >>> bool(np.abs(class_colours(100)[:-1, :3] - class_colours(100)[1:, :3]).sum(axis=1).min() > 0.3)
+    True
+    """
+    import colorsys
+
     from matplotlib import colormaps
 
     if n_classes <= 10:
         return colormaps[PALETTE](np.arange(n_classes))
     if n_classes <= 20:
         return colormaps["tab20"](np.arange(n_classes))
-    return colormaps["turbo"](np.linspace(0.05, 0.95, n_classes))
+    golden = (np.sqrt(5) - 1) / 2
+    rgb = [colorsys.hls_to_rgb((k * golden) % 1.0, (0.45, 0.62, 0.32)[k % 3], 0.8) for k in range(n_classes)]
+    return np.column_stack([np.array(rgb), np.ones(n_classes)])
+
+
+def hex_colours(n_classes: int) -> list[str]:
+    """:func:`class_colours` as ``#rrggbb`` strings."""
+    return ["#" + "".join(f"{round(255 * c):02x}" for c in colour[:3]) for colour in class_colours(n_classes)]
 
 
 def marker_size(n: int, panel_inches: float) -> float:
@@ -106,23 +125,45 @@ def draw_scatter(ax, points: np.ndarray, labels: np.ndarray, size: float) -> Non
     ax.set_yticks([])
 
 
-def _legend(target, classes: tuple[str, ...], **kwargs) -> None:
+#: Characters of a class name shown in a legend (the page's tables give the whole name).
+LEGEND_NAME = 28
+_ROW_INCHES = 0.17  # one legend row at font size 7
+
+
+def legend_names(classes: tuple[str, ...]) -> list[str]:
+    """The class names as a legend shows them: cut to ``LEGEND_NAME`` characters with an ellipsis."""
+    return [c if len(c) <= LEGEND_NAME else c[:LEGEND_NAME - 1] + "…" for c in classes]
+
+
+def _column_inches(names: list[str]) -> float:
+    """The width of one legend column: the marker and the longest name at font size 7."""
+    return 0.35 + 0.062 * max((len(n) for n in names), default=1)
+
+
+def _legend(target, classes: tuple[str, ...], ncol: int, **kwargs) -> None:
     from matplotlib.lines import Line2D
 
     colours = class_colours(len(classes))
-    handles = [Line2D([], [], marker="o", linestyle="", color=colours[i], markersize=6) for i in range(len(classes))]
-    target.legend(handles, classes, frameon=False, fontsize=8, handletextpad=0.2, **kwargs)
+    handles = [Line2D([], [], marker="o", linestyle="", color=colours[i], markersize=5) for i in range(len(classes))]
+    target.legend(handles, legend_names(classes), frameon=False, fontsize=7, handletextpad=0.2, ncol=ncol,
+                  columnspacing=0.8, labelspacing=0.3, borderaxespad=0.2, **kwargs)
 
 
 @_plain_text
 def embedding_figure(points: np.ndarray, labels: np.ndarray, classes: tuple[str, ...], title: str,
                      path: Path) -> list[Path]:
-    """One embedding, coloured by class, with the class names beside it."""
-    fig = _figure(5.6, 4.4)
-    ax = fig.add_axes((0.02, 0.04, 0.72, 0.86))
+    """One embedding, coloured by class, with every class name beside it (in as many
+    columns as the classes need; the figure widens for them)."""
+    plot, height = 4.1, 4.4
+    rows = max(1, int((height - 0.3) / _ROW_INCHES))
+    ncol = -(-len(classes) // rows)
+    legend = ncol * _column_inches(legend_names(classes))
+    width = plot + 0.2 + legend
+    fig = _figure(width, height)
+    ax = fig.add_axes((0.02 * 5.6 / width, 0.04, plot / width, 0.86))
     draw_scatter(ax, points, labels, marker_size(len(points), 4.0))
     ax.set_title(title, fontsize=9)
-    _legend(fig, classes, loc="center left", bbox_to_anchor=(0.75, 0.5))
+    _legend(fig, classes, ncol, loc="center left", bbox_to_anchor=((plot + 0.15) / width, 0.5))
     return save(fig, path)
 
 
@@ -130,10 +171,16 @@ def embedding_figure(points: np.ndarray, labels: np.ndarray, classes: tuple[str,
 def grid_figure(panels: list[tuple[str, np.ndarray | None]], labels: np.ndarray, classes: tuple[str, ...],
                 title: str, path: Path, columns: int = 8) -> list[Path]:
     """Several embeddings of the same points side by side; a None panel is left blank
-    (with its title: the embedding is missing). Rows of ``columns`` panels."""
+    (with its title: the embedding is missing). Rows of ``columns`` panels; every class
+    name below them, in as many legend rows as the names need."""
     rows = -(-len(panels) // columns)
     side = 1.9
-    fig = _figure(columns * side, rows * side + 0.5)
+    width = columns * side
+    names = legend_names(classes)
+    ncol = max(1, min(len(classes), 10, int(0.95 * width / _column_inches(names))))
+    legend = -(-len(classes) // ncol) * _ROW_INCHES + 0.15
+    height = rows * side + 0.5 + legend
+    fig = _figure(width, height)
     size = marker_size(len(labels), side)
     for i, (name, points) in enumerate(panels):
         ax = fig.add_subplot(rows, columns, i + 1)
@@ -145,9 +192,9 @@ def grid_figure(panels: list[tuple[str, np.ndarray | None]], labels: np.ndarray,
         draw_scatter(ax, points, labels, size)
         ax.set_title(name, fontsize=8)
     fig.suptitle(title, fontsize=10)
-    _legend(fig, classes, loc="lower center", ncol=min(len(classes), 10), bbox_to_anchor=(0.5, 0.0))
-    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.5 / (rows * side + 0.5), bottom=0.3 / (rows * side + 0.5),
-                        wspace=0.05, hspace=0.25)
+    _legend(fig, classes, ncol, loc="lower center", bbox_to_anchor=(0.5, 0.0))
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.5 / height, bottom=legend / height, wspace=0.05,
+                        hspace=0.25)
     return save(fig, path)
 
 

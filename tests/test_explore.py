@@ -493,3 +493,21 @@ def _wait_loaded(driver) -> None:
         "const done = arguments[0]; (function wait() { if (window.repscope.state.calls && "
         "window.repscope.panels().every(p => p.loaded)) setTimeout(() => { window.repscope.render(); done(); }, 50);"
         " else setTimeout(wait, 20); })();")
+
+
+def test_a_hundred_classes_and_a_long_name_are_legible_in_the_report_colours(browser, tmp_path):
+    """Every class in the legend, a 300-character name cut short there (whole in its title),
+    nothing wider than the legend, and the colours those of the report's figures."""
+    from benchmarks.explorer import synthetic_run
+    from repscope.engine.explore import build_explorer
+    from repscope.engine.figures import hex_colours
+
+    names = [f"class {k}" for k in range(100)]
+    names[3] = "a long class name " * 17
+    page = build_explorer(synthetic_run(tmp_path / "run", 1500, classes=names))
+    _open(browser, page, "cpu")
+    assert _browser.errors(browser) == []
+    buttons = browser.find_elements("css selector", "#legend button")
+    assert len(buttons) == 100 and buttons[3].get_attribute("title") == names[3]
+    assert browser.execute_script("const b = document.getElementById('legend'); return b.scrollWidth <= b.clientWidth")
+    assert browser.execute_script("return window.repscope.state.colours") == hex_colours(100)

@@ -396,3 +396,35 @@ def test_across_seeds_the_share_of_seeds_is_reported():
     assert findings[1].share("fashion-mnist", "tsne") == (2, 3)
     assert findings[3].share("fashion-mnist", "tsne") == (2, 2)  # seed 3 has no votes: not counted
     assert findings[3].checks["fashion-mnist", "tsne"][3].holds is None
+
+
+@pytest.mark.parametrize("draw", ["embedding", "grid"])
+@pytest.mark.parametrize("classes", [100, 10])
+def test_every_class_is_in_the_figure_legends_and_inside_the_figure(monkeypatch, tmp_path, draw, classes):
+    """100 classes, or 10 with one 300-character name: every name in the legend (a long one
+    cut short), the legend inside the figure, and neighbouring classes' colours apart."""
+    from repscope.engine import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "save", lambda fig, path, formats=("png",): drawn.append(fig) or [])
+    names = tuple(f"class {k}" for k in range(classes))
+    if classes == 10:
+        names = (*names[:3], "x" * 300, *names[4:])
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, classes, 500)
+    points = rng.normal(size=(500, 2))
+    if draw == "embedding":
+        figures.embedding_figure(points, labels, names, "t", tmp_path / "f")
+    else:
+        figures.grid_figure([(f"p{i}", points) for i in range(9)], labels, names, "t", tmp_path / "f")
+    fig = drawn[0]
+    legend = fig.legends[0]
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert len(texts) == classes and all(len(t) <= figures.LEGEND_NAME for t in texts)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    box, frame = legend.get_window_extent(renderer), fig.bbox
+    assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1 and frame.y0 - 1 <= box.y0 and box.y1 <= frame.y1 + 1
+    colours = figures.class_colours(classes)[:, :3]
+    assert np.abs(np.diff(colours, axis=0)).sum(axis=1).min() > 0.3

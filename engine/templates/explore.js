@@ -47,21 +47,6 @@
 
   // ------------------------------------------------------------------ colours
 
-  const TAB10 = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
-  const TAB20 = ['#1f77b4', '#aec7e8', '#ff7f0e', '#ffbb78', '#2ca02c', '#98df8a', '#d62728', '#ff9896', '#9467bd', '#c5b0d5',
-    '#8c564b', '#c49c94', '#e377c2', '#f7b6d2', '#7f7f7f', '#c7c7c7', '#bcbd22', '#dbdb8d', '#17becf', '#9edae5'];
-
-  function hue(h) {  // a saturated colour of hue h in [0, 1), as '#rrggbb'
-    const f = (k) => { const t = (k + h * 12) % 12; return 0.45 - 0.315 * Math.max(-1, Math.min(t - 3, 9 - t, 1)); };
-    return '#' + [0, 8, 4].map((k) => Math.round(255 * f(k)).toString(16).padStart(2, '0')).join('');
-  }
-
-  function classColours(n) {  // as the report's figures: tab10, tab20, else spread hues
-    if (n <= 10) return TAB10.slice(0, n);
-    if (n <= 20) return TAB20.slice(0, n);
-    return Array.from({ length: n }, (_, i) => hue(i / n));
-  }
-
   function rgb(hex) { return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)).concat(255); }
 
   // ------------------------------------------------------------------ WebGL
@@ -201,7 +186,7 @@
     $('size').value = state.size;
     if (gl) {
       if (state.buffers) for (const b of Object.values(state.buffers)) gl.deleteBuffer(b);
-      const colours = classColours(entry.classes.length).map(rgb);
+      const colours = entry.colours.map(rgb);  // the report's figures' colours, from the manifest
       const rgba = new Uint8Array(4 * n);
       for (let i = 0; i < n; i++) rgba.set(colours[state.labels[i]] || [0, 0, 0, 255], 4 * i);
       state.buffers = { color: gl.createBuffer(), order: gl.createBuffer(), selected: gl.createBuffer() };
@@ -213,7 +198,7 @@
         gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, state.order.byteLength, gl.DYNAMIC_DRAW);
       }
     }
-    state.colours = classColours(entry.classes.length);
+    state.colours = entry.colours;
     rebuildOrder();
     drawLegend();
     drawSelection();
@@ -697,6 +682,7 @@
       b.innerHTML = '<span class="swatch"></span><span class="name"></span><span class="count"></span>';
       b.querySelector('.swatch').style.background = state.colours[k];
       b.querySelector('.name').textContent = name;
+      b.title = name;  // the whole name, where the legend cuts it short
       b.querySelector('.count').textContent = state.ds.counts[k];
       b.classList.toggle('off', state.hidden[k]);
       b.addEventListener('click', () => toggleClass(k));
