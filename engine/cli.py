@@ -291,6 +291,10 @@ def _folder_command(args: argparse.Namespace) -> int:
     from .lock import run_lock
     from .runinfo import require_run
 
+    if args.command == "report" and args.k is not None and args.k < 1:  # the option first, then the folder
+        from .errors import SettingsError
+
+        raise SettingsError(f"--k must be a whole number >= 1; got {args.k}")
     require_run(args.out, store=True)  # before the lock: nothing is made where there is no run
     with run_lock(args.out):
         if args.command == "report":
@@ -340,7 +344,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .errors import SettingsError
 
         raise SettingsError(f"give a run file ({args.run_file}) or --preset {args.preset}, not both")
-    if args.command in ("embed", "evaluate"):  # they read a run's store: nothing is made where there is none
+    reads_store = args.command in ("embed", "evaluate")  # nothing is made where there is no run's store
+    if reads_store and args.out.exists():  # a folder that is not a run: said before its settings are compared
         from .runinfo import require_run
 
         require_run(args.out, store=True)
@@ -353,6 +358,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         neighbourhood_sample=args.neighbourhood_sample,
         data_root=args.root, scheduler=args.scheduler, dask_address=args.dask_address, store=args.store)
     settings = from_options(out=args.out, **_on_the_run(args, {k: v for k, v in given.items() if v is not None}))
+    if reads_store:  # no folder at all: the settings were checked first
+        from .runinfo import require_run
+
+        require_run(args.out, store=True)
     summary = run(settings, STAGES_OF[args.command])
     if "metrics" in summary:
         print(f"metrics: {summary['metrics']}")

@@ -111,8 +111,10 @@ def require_run(run_dir: str | os.PathLike, store: bool = False) -> dict:
     path = Path(run_dir)
     config = read_run_config(path) if (path / CONFIG).is_file() else {}
     if not config.get("settings"):
-        raise MissingDataError(f"{path} is not a run folder (no {CONFIG} with a run's settings); make one with "
-                               f"`repscope run --out {path}` or repscope.analyze(..., out=...)")
+        make = (f"run `repscope extract --out {path}` first (it makes the run's store) or `repscope run --out {path}`"
+                if store else f"make one with `repscope run --out {path}`")
+        raise MissingDataError(f"{path} is not a run folder (no {CONFIG} with a run's settings); {make} "
+                               "or repscope.analyze(..., out=...)")
     if store:
         location = config["settings"].get("store") or path / STORE
         if "://" not in str(location) and not Path(location).is_dir():

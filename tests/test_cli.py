@@ -178,7 +178,7 @@ def test_metrics_missing_or_foreign_file(tmp_path):
     proc = _engine("metrics", str(tmp_path / "none.npy"), str(tmp_path / "text.npy"))
     assert proc.returncode == 3 and "none.npy does not exist" in proc.stderr
     proc = _engine("metrics", str(tmp_path / "text.npy"), str(tmp_path / "text.npy"))
-    assert proc.returncode == 3 and "not a readable .npy array" in proc.stderr
+    assert proc.returncode == 3 and "text.npy is not a .npy file" in proc.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -335,6 +335,7 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_written(tmp_path, monkeypatc
 
     run = tmp_path / "run"
     runinfo.update_run_config(run, {"settings": {"n": 1}})
+    (run / "store.zarr").mkdir()  # a run past extraction: the commands that read its store go on
     (run / "jobs.csv").write_text("job,embedder,seconds\nearlier,opentsne,1.0\n")
     before = {name: (run / name).read_text() for name in ("config.json", "jobs.csv")}
     write_text = Path.write_text
@@ -478,6 +479,7 @@ def test_a_run_folder_that_turns_read_only_is_one_line(tmp_path, monkeypatch, ca
 
     run = tmp_path / "run"
     runinfo.update_run_config(run, {"settings": {"n": 1}})
+    (run / "store.zarr").mkdir()  # a run past extraction: the commands that read its store go on
     for code, words in ((errno.EROFS, "read-only file system"), (errno.EACCES, "permission denied"),
                         (errno.EPERM, "operation not permitted")):
         def unwritable(out, k, code=code):
