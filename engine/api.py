@@ -5,6 +5,7 @@ object that holds the results::
 
     import repscope
     run = repscope.analyze(model, "digits", layers=["stem", "block1"], out="runs/mine")
+    run = repscope.analyze(model, (x, y), layers=["stem"], out="runs/arrays")   # data in memory
     run.metrics            # the rows of metrics.csv, as dicts
     run.embedding("digits", "block1")   # an (N, 2) array
     run.report             # the path of report/index.html
@@ -32,6 +33,8 @@ from .evaluate import METRICS_CSV
 from .progress import shown
 from .runinfo import CONFIG, read_run_config, require_run, store_location
 from .settings import DEFAULT_SEED, MIN_N
+from .sources import (InMemory, Source, Spec, from_memory, is_array_like, is_in_memory, memory_spec, open_source,
+                      type_name)
 from .tables import read_metrics_csv
 
 
@@ -143,9 +146,73 @@ def model_spec(model, layers: Sequence, *, transform: Callable | None = None, ch
                      reference=reference, **extra)
 
 
+def _data_sets(data: Any) -> list[Any]:
+    """The data sets ``analyze`` is given: ``(x, y)`` (a tuple of two array-likes) and any
+    other single data set are one; a list or tuple of them several.
+
+    Examples
+    --------
+    >>> x, y = np.zeros((4, 2)), np.arange(4)
+    >>> len(_data_sets((x, y))), len(_data_sets(["digits", (x, y)])), len(_data_sets(("digits", "mnist")))
+    (1, 2, 2)
+    """
+    if isinstance(data, (list, tuple)) and not is_in_memory(data):
+        return list(data)
+    return [data]
+
+
+def _not_a_data_set(item: Any, data: Any) -> SettingsError:
+    """The one line for a data set ``analyze`` cannot understand: its type, never its value."""
+    hint = ""
+    if isinstance(data, list) and len(data) == 2 and all(map(is_array_like, data)):
+        hint = " (a list is several data sets: give examples and labels as a tuple (x, y))"
+    return SettingsError(f'data: {type_name(item)} is not a data set{hint}; give (x, y), {{"x": ..., "y": ...}}, '
+                         'a Dataset, a DataLoader, a name such as "digits" or a .npz path')
+
+
+def _check_memory_names(items: Sequence[Any]) -> None:
+    """Several data sets from memory in one call need a name each (a mapping's ``name``), all different."""
+    if len(items) < 2:
+        return
+    names = [item.get("name") if isinstance(item, Mapping) else None for item in items]
+    if any(name is None for name in names):
+        raise SettingsError(f"data: {len(items)} data sets are given from memory; name each: "
+                            '{"x": ..., "y": ..., "name": "..."}')
+    twice = sorted({str(name) for name in names if names.count(name) > 1})
+    if twice:
+        raise SettingsError(f"data: several data sets from memory are named {twice[0]!r}; give each its own name")
+
+
+def _open_data(data: Any, data_root: str | os.PathLike | None, fetch: bool) -> tuple[list[Spec], list[Source]]:
+    """(specs, sources): each data set's spec for the settings, and the sources opened. Every
+    form is checked before any data is read; data from memory becomes a registered source
+    (its spec names it by content digest); a spec whose files are missing is left out where
+    ``fetch`` is False, for the run to fetch."""
+    items = _data_sets(data)
+    unknown = next((item for item in items if not is_in_memory(item)
+                    and not isinstance(item, (str, os.PathLike, Mapping))), None)
+    if unknown is not None:
+        raise _not_a_data_set(unknown, data)
+    _check_memory_names([item for item in items if is_in_memory(item)])
+    specs, opened = [], []
+    for item in items:
+        if is_in_memory(item):
+            source = from_memory(item)
+            specs.append(memory_spec(source))
+            opened.append(source)
+            continue
+        specs.append(item)
+        try:
+            opened.append(open_source(item, data_root, fetch=fetch))
+        except MissingDataError:
+            if fetch:
+                raise  # N needs its size
+    return specs, opened
+
+
 def analyze(
     model,
-    data: str | Mapping[str, Any] | Sequence,
+    data: Spec | InMemory | Sequence[Spec | InMemory],
     layers: Sequence,
     *,
     out: str | os.PathLike,
@@ -167,6 +234,7 @@ def analyze(
     neighbourhood_sample: int | None = None,
     progress: bool = True,
     reconfigure: bool = False,
+    max_disk: int | str | None = None,
 ) -> "Run":
     """Embed every analysed layer of ``model`` (trained and untrained) on ``data`` and score it.
 
@@ -175,9 +243,19 @@ def analyze(
     model : torch.nn.Module or callable
         The network, or a factory of it (see :func:`model_spec` for which weights are
         the trained network and how the untrained one is made).
-    data : str, mapping or list of them
-        Data set specs (:func:`repscope.engine.sources.open_source`): ``"digits"``,
-        ``"mnist"``, ``"path/to/data.npz"``, ``{"source": "npz", ...}``, ...
+    data : str, mapping, tuple, Dataset, DataLoader, or a list of them
+        One data set, or a list of several. A data set is a spec
+        (:func:`repscope.engine.sources.open_source`: ``"digits"``, ``"mnist"``,
+        ``"path/to/data.npz"``, ``{"source": "npz", ...}``, ...) or data in memory
+        (:func:`repscope.engine.sources.from_memory`): ``(x, y)``, numpy arrays or torch
+        tensors; ``{"x": ..., "y": ..., "x_test": ..., "y_test": ..., "classes": ...,
+        "name": ..., "scale": ...}``; a ``torch.utils.data.Dataset`` of ``(x, y)`` pairs;
+        a ``DataLoader`` of ``(x, y)`` batches with a fixed order (``shuffle=False``). A
+        data set from memory is named ``"memory"`` unless a mapping's ``name`` says
+        otherwise (several need a name each); a Dataset or DataLoader is read into memory
+        once (for more data than memory holds, save ``.npy`` files and give the memory-mapped
+        ``npy`` source). A run made from memory is resumed only from Python, with the same
+        data: another data set on the same ``out`` is refused unless ``reconfigure=True``.
     layers : list of str or mapping
         Module paths (``"features.3"``) or ``{"path": ..., "split": "channels",
         "max_channels": 16}``; for a transformer or an RNN, ``{"path": "blocks.1",
@@ -213,6 +291,12 @@ def analyze(
         Allow ``out`` to hold a run made with other settings or another model object's
         weights, and rebuild what they decide; without it such a call is refused
         (``SettingsError`` naming what differs) and nothing is changed.
+    max_disk : int or str, optional
+        The most the finished run folder may take: bytes, or a text with SI or IEC units
+        (``"200MB"``, ``"2GiB"``). A run whose :func:`plan` needs more, or more than the
+        free space of ``out``'s disk, is refused before work (``SettingsError`` naming the
+        widest layers and the ``reduce`` settings that would fit). It does not define the
+        run: changing it rebuilds nothing.
 
     Returns
     -------
@@ -232,19 +316,23 @@ def analyze(
     (150, 2)
     >>> sorted({row["representation"] for row in run.metrics})
     ['2', 'original']
+
+    Data in memory: examples and labels as arrays (or torch tensors), here named
+    ``"memory"``:
+
+    >>> from sklearn.datasets import load_digits
+    >>> x, y = load_digits(return_X_y=True)
+    >>> run = analyze(net, (x, y), layers=["2"], methods=["tsne"], n=150, out=tempfile.mkdtemp(),
+    ...               workers=0, report=False)
+    >>> run.embedding("memory", "2").shape, run.labels("memory")[:5].tolist()
+    ((150, 2), [0, 1, 2, 3, 4])
     """
     from . import pipeline
     from .settings import contradictions, from_options, refuse_changes
-    from .sources import open_source
 
-    sources = list(data) if isinstance(data, (list, tuple)) else [data]
-    opened = []  # checked before anything is written under out/ (a model object's weights are)
-    for s in sources:
-        try:
-            opened.append(open_source(s, data_root, fetch=n is None))
-        except MissingDataError:
-            if n is None:
-                raise  # N needs its size
+    # opened and checked before anything is written under out/ (a model object's weights are);
+    # data from memory stays registered while ``opened`` holds it, for the run to find by its spec
+    sources, opened = _open_data(data, data_root, fetch=n is None)
     if n is None:
         n = min(5_000, min(len(source.train) for source in opened))
         if n < MIN_N and "tsne" in methods:
@@ -263,12 +351,60 @@ def analyze(
             settings = from_options(out=out, model=spec, recipe=recipe, n=n, datasets=sources, methods=list(methods),
                                     seeds=list(seeds), backend=backend, workers=workers, k=k, data_root=data_root,
                                     tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, metrics=metrics,
-                                    neighbourhood_sample=neighbourhood_sample)
+                                    neighbourhood_sample=neighbourhood_sample, max_disk=max_disk)
         if record is not None and not reconfigure:
             refuse_changes(Path(out), contradictions(settings, record), "pass reconfigure=True")
         with in_python_words():
             pipeline.run(settings, stages)
     return Run(out)
+
+
+def plan(
+    model,
+    data,
+    layers: Sequence,
+    *,
+    out: str | os.PathLike,
+    methods: Sequence[str] = ("tsne", "umap"),
+    n: int | None = None,
+    seeds: Sequence[int] = (DEFAULT_SEED,),
+    transform: Callable | None = None,
+    metrics: str | Sequence[str] | None = None,
+    data_root: str | os.PathLike | None = None,
+):
+    """What :func:`analyze` with the same arguments would store, and the disk and memory it
+    needs, from one dry forward pass; nothing is written.
+
+    Returns a :class:`~repscope.engine.plan.Plan`: per layer its read shape, values per
+    example, reduction and stored bytes (N examples, both networks, every seed), and
+    ``disk_bytes`` (an upper bound of the finished run folder), ``memory_bytes`` (an
+    estimate of the peak) and ``free_bytes`` (the free space of ``out``'s disk). Its
+    text is the table ``repscope plan`` prints; :func:`repscope.engine.plan.check` says
+    whether it fits a ``max_disk``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from torch import nn
+    >>> net = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 8, 3), nn.Flatten())
+    >>> p = plan(net, "digits", layers=["1", {"path": "1", "name": "pooled", "reduce": "avgpool"}], n=500,
+    ...          transform=lambda x: x.reshape(len(x), -1), out=tempfile.mkdtemp())
+    >>> [(layer.name, layer.values, layer.stored, layer.bytes) for layer in p.layers]
+    [('1', 288, 288, 1152000), ('pooled[avgpool]', 288, 8, 32000)]
+    >>> p.disk_bytes > sum(layer.bytes for layer in p.layers)
+    True
+    """
+    from .pipeline import make_plan
+    from .settings import from_options
+
+    sources, opened = _open_data(data, data_root, fetch=False)
+    if n is None:
+        n = min(5_000, min(len(source.train) for source in opened))
+    spec = model_spec(model, layers, transform=transform, out=None, train=True)  # nothing saved: only shapes count
+    with in_python_words():
+        settings = from_options(out=out, model=spec, n=n, datasets=sources, methods=list(methods), seeds=list(seeds),
+                                backend="cpu", metrics=metrics, data_root=data_root)
+        return make_plan(settings)
 
 
 class Run:

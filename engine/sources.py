@@ -19,6 +19,9 @@ spec                                       source
 ``"torchvision:CIFAR10"``                  a torchvision data set already on disk
 ``{"source": "torchvision", "class": ..}`` the same; optional ``root``, ``name``,
                                            ``scale``
+``{"source": "memory", "name": ..,``      data given from memory to this process
+``"sha256": ..}``                          (``from_memory``), found again by its name
+                                           and content digest
 =========================================  ==========================================
 
 Examples are uint8 (kept as they are, memory-mapped where the file allows it) or
@@ -28,20 +31,33 @@ examples are checked for NaN and Inf when a source is opened, a block of rows at
 time, before any work: one that holds any raises ``DataError`` naming the array, how
 many examples hold them and the first. Nothing here downloads anything: data that is
 not on disk raises ``MissingDataError`` naming what to do.
+
+Data in memory (arrays, a mapping of them, a ``torch.utils.data.Dataset`` or a
+``DataLoader``) becomes a source through ``from_memory``: it is checked as a file's data
+is, digested (sha256 of its arrays, and of them all with its classes and scale), and kept
+in a process-level registry under its name and digest, so that ``memory_spec(source)``, a
+plain JSON mapping that settings and ``config.json`` record, opens it again in the same
+process. Another process (the command line) has no such data: ``open_source`` then raises
+``MissingDataError`` saying to resume from Python.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import math
 import mmap
 import logging
 import os
+import re
+import sys
+import weakref
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
@@ -52,7 +68,7 @@ from .idx import read_rows
 log = logging.getLogger(__name__)
 
 #: The kinds of source ``open_source`` knows, as given under a mapping's ``source`` key.
-SOURCE_KINDS = ("idx", "digits", "npz", "npy", "torchvision")
+SOURCE_KINDS = ("idx", "digits", "npz", "npy", "torchvision", "memory")
 
 #: Keys a mapping spec may hold, per kind: (required, optional).
 _KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -61,6 +77,7 @@ _KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "npz": (("path",), ("name", "scale", "classes")),
     "npy": (("x", "y"), ("x_test", "y_test", "name", "scale", "classes")),
     "torchvision": (("class",), ("root", "name", "scale")),
+    "memory": (("name", "sha256"), ()),
 }
 
 #: Keys searched, in order, for the examples and the labels of an ``.npz`` archive.
@@ -75,6 +92,24 @@ _TORCHVISION_PREFIX = "torchvision:"
 
 #: Rows read at once when float examples are checked for NaN and Inf (``check_finite``).
 FINITE_BLOCK_ROWS = 4096
+
+#: A data set as ``open_source`` takes it: a name, a path or a mapping with a ``source`` key.
+Spec = Union[str, os.PathLike, Mapping[str, Any]]
+#: A data set in memory as ``from_memory`` takes it: ``(x, y)``, a mapping of arrays, a
+#: torch ``Dataset`` or ``DataLoader``.
+InMemory = Union[tuple, Mapping[str, Any], "torch.utils.data.Dataset", "torch.utils.data.DataLoader"]
+
+#: The name of a data set given from memory without one.
+MEMORY_NAME = "memory"
+#: Keys of a mapping that gives a data set from memory (a mapping without a ``source`` key).
+MEMORY_KEYS = ("x", "y", "x_test", "y_test", "classes", "name", "scale")
+#: The key of ``Source.sha256`` that holds an in-memory source's content digest.
+CONTENT_KEY = "content"
+#: Bumped where the content digest is computed otherwise (old digests then differ).
+_CONTENT_FORMAT = 1
+#: In-memory sources of this process by (name, content digest); an entry lasts as long as
+#: its Source object is referred to elsewhere (a run in progress holds its own).
+_IN_MEMORY: "weakref.WeakValueDictionary[tuple[str, str], Source]" = weakref.WeakValueDictionary()
 
 
 # --------------------------------------------------------------------------- types
@@ -254,6 +289,8 @@ def open_source(
         return _open_npz(opts)
     if kind == "npy":
         return _open_npy(opts)
+    if kind == "memory":
+        return _open_memory(opts)
     return _open_torchvision(opts, data_root)
 
 
@@ -288,6 +325,170 @@ def source_name(spec: str | Mapping[str, Any]) -> str:
     return _name_of(kind, opts)
 
 
+def is_in_memory(data: Any) -> bool:
+    """Whether ``data`` is a data set given from memory (``from_memory`` takes it), not a spec.
+
+    Such are: a tuple ``(x, y)`` whose ``x`` is an array (anything with ``__array__``, a
+    torch tensor among them); a mapping without a ``source`` key that holds any of ``x``,
+    ``y``, ``x_test``, ``y_test``; a ``torch.utils.data.Dataset`` or ``DataLoader``.
+
+    Parameters
+    ----------
+    data : object
+        What a caller gave as a data set.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> x, y = np.zeros((4, 2)), np.array([0, 1, 0, 1])
+    >>> is_in_memory((x, y)), is_in_memory({"x": x, "y": y}), is_in_memory(("digits", "mnist"))
+    (True, True, False)
+    >>> is_in_memory("digits"), is_in_memory({"source": "npz", "path": "a.npz"})
+    (False, False)
+    """
+    if isinstance(data, tuple):
+        return len(data) == 2 and is_array_like(data[0])
+    if isinstance(data, Mapping):
+        return "source" not in data and any(key in data for key in ("x", "y", "x_test", "y_test"))
+    return _torch_data_kind(data) is not None
+
+
+def from_memory(data: InMemory, name: str | None = None) -> Source:
+    """A source of examples and labels in memory, checked as a file's are and registered.
+
+    Parameters
+    ----------
+    data : tuple, Mapping, torch.utils.data.Dataset or torch.utils.data.DataLoader
+        One of:
+
+        * ``(x, y)``: examples ``(n, ...)`` and labels ``(n,)``, numpy arrays or torch
+          tensors;
+        * ``{"x": ..., "y": ..., "x_test": ..., "y_test": ..., "classes": ..., "name": ...,
+          "scale": ...}``: ``x_test`` and ``y_test`` (a held-out split) together or not at
+          all; ``classes`` a list of names indexed by label or a mapping ``{label: name}``;
+          ``scale`` what brings the examples to natural units;
+        * a map-style (or iterable) ``Dataset`` whose items are ``(x, y)`` pairs, read item
+          by item in index order;
+        * a ``DataLoader`` yielding ``(x, y)`` batches, iterated as it is (its collate
+          function, its workers) and the batches concatenated; one that shuffles is refused.
+
+        A Dataset or DataLoader is read into memory once: for data larger than memory, save
+        ``.npy`` files and use the ``npy`` source, which is memory-mapped.
+    name : str, optional
+        The data set's name where ``data`` gives none (a mapping's ``name``); default
+        ``MEMORY_NAME``.
+
+    Returns
+    -------
+    Source
+        Of kind ``"memory"``, its ``sha256`` the digests of its arrays (``x``, ``y``,
+        ``x_test``, ``y_test``) and of its whole content (``CONTENT_KEY``: the arrays as the
+        engine reads them, its classes and scale). It is registered for this process:
+        ``open_source(memory_spec(source))`` returns it while it is referred to.
+
+    Raises
+    ------
+    SettingsError
+        A form that is no data set, unknown mapping keys, a name that cannot be a folder, a
+        DataLoader that shuffles, batches that are not ``(x, y)`` pairs.
+    DataError
+        Content that cannot be analysed: examples and labels of different lengths, no
+        examples, labels that are neither integers nor strings, NaN or Inf in the examples.
+
+    Examples
+    --------
+    >>> x = np.arange(12, dtype=np.float64).reshape(6, 2)
+    >>> src = from_memory((x, np.array(["b", "a", "b", "a", "b", "a"])))
+    >>> src.name, src.kind, src.classes, len(src.train), src.test, src.scale
+    ('memory', 'memory', ('a', 'b'), 6, None, 1.0)
+    >>> spec = memory_spec(src)
+    >>> sorted(spec), open_source(spec) is src, source_name(spec)
+    (['name', 'sha256', 'source'], True, 'memory')
+    >>> from_memory({"x": x, "y": np.array([0, 1, 0, 1, 0, 1]), "name": "pairs"}).name
+    'pairs'
+    >>> from_memory((x, np.array([0, 1, 0.5, 1, 0, 1])))
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.DataError: y of data set 'memory': labels are not integers (dtype float64); give integer or string labels
+    """
+    if name is not None:
+        _check_name(name)
+    kind = "tuple" if isinstance(data, tuple) else "mapping" if isinstance(data, Mapping) else _torch_data_kind(data)
+    if kind is None or not is_in_memory(data):
+        raise SettingsError(f"{type_name(data)} is not a data set in memory; give (x, y), {{'x': ..., 'y': ...}}, "
+                            "a torch Dataset or a DataLoader")
+    if kind == "mapping":
+        return _memory_source(**_memory_mapping(data, name))
+    name = _check_name(name if name is not None else MEMORY_NAME)
+    origin = f"data set {name!r}"
+    if kind == "tuple":
+        x, y = (_as_array(v, f"{part} of {origin}") for v, part in zip(data, ("x", "y")))
+        described = f"arrays from memory: x {_shape(x)}, y {_shape(y)}"
+    elif kind == "loader":
+        _refuse_shuffling(data, origin)
+        x, y = _read_pairs(data, f"{origin} (a DataLoader)")
+        described = f"a {type_name(data.dataset, article=False)} through a DataLoader, read into memory: x {_shape(x)}"
+    else:
+        x, y = _read_dataset(data, f"{origin} (a Dataset)")
+        described = f"a {type_name(data, article=False)}, read into memory: x {_shape(x)}"
+    return _memory_source(name=name, x=x, y=y, description=described)
+
+
+def memory_spec(source: Source) -> dict[str, str]:
+    """The spec of an in-memory source: what settings and ``config.json`` record of it.
+
+    Parameters
+    ----------
+    source : Source
+        A source ``from_memory`` made.
+
+    Returns
+    -------
+    dict
+        ``{"source": "memory", "name": <its name>, "sha256": <its content digest>}``: plain
+        JSON, which ``open_source`` opens again while this process holds the source.
+
+    Examples
+    --------
+    >>> spec = memory_spec(from_memory((np.eye(3), np.arange(3)), name="eye"))
+    >>> spec["source"], spec["name"], len(spec["sha256"])
+    ('memory', 'eye', 64)
+    """
+    if source.kind != "memory" or CONTENT_KEY not in source.sha256:
+        raise SettingsError(f"data set {source.name!r} was not given from memory (its kind is {source.kind or 'none'})")
+    return {"source": "memory", "name": source.name, "sha256": source.sha256[CONTENT_KEY]}
+
+
+def require_at_hand(spec: Any) -> None:
+    """Raise ``MissingDataError`` where ``spec`` names a data set given from memory that this
+    process does not hold (a run made from memory, resumed on the command line); any other
+    spec passes unchecked.
+
+    Parameters
+    ----------
+    spec : object
+        A recorded data set spec.
+
+    Raises
+    ------
+    MissingDataError
+        Saying that the data can be given again only from Python.
+
+    Examples
+    --------
+    >>> require_at_hand("digits")
+    >>> require_at_hand({"source": "memory", "name": "mine", "sha256": "0" * 64})
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.MissingDataError: data set 'mine' was given from memory (arrays in Python); the command line cannot supply it: resume from Python with repscope.analyze(..., the same data, out=...)
+    """
+    if isinstance(spec, Mapping) and str(spec.get("source", "")).lower() == "memory":
+        open_source(spec)
+
+
 # --------------------------------------------------------------------------- specs
 
 
@@ -298,12 +499,13 @@ def _parse(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if isinstance(spec, str):
         return _parse_string(spec)
     if not isinstance(spec, Mapping):
-        raise SettingsError(
-            f"a data source is a string or a mapping, not {type(spec).__name__} ({spec!r})"
-        )
+        shown = "" if hasattr(spec, "__array__") or len(repr(spec)) > 60 else f" ({spec!r})"
+        raise SettingsError(f"a data source is a string or a mapping, not {type_name(spec)}{shown}")
     if "source" not in spec:
+        keys = ", ".join(map(repr, list(spec)[:8])) or "none"
         raise SettingsError(
-            f"data source {dict(spec)!r} has no 'source' key: give one of {', '.join(SOURCE_KINDS)}"
+            f"a data source mapping (keys {keys}) has no 'source' key: give one of {', '.join(SOURCE_KINDS)}, "
+            "or examples from memory as {'x': ..., 'y': ...}"
         )
     kind = spec["source"]
     if not isinstance(kind, str) or kind.lower() not in SOURCE_KINDS:
@@ -312,8 +514,9 @@ def _parse(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     required, optional = _KEYS[kind]
     opts = {k: v for k, v in spec.items() if k != "source"}
     for key in required:
-        if opts.get(key) in (None, ""):
-            raise SettingsError(f"data source of kind {kind!r} needs the key {key!r}; got {dict(spec)!r}")
+        if opts.get(key) is None or (isinstance(opts[key], str) and opts[key] == ""):
+            raise SettingsError(f"data source of kind {kind!r} needs the key {key!r}; its keys are "
+                                f"{', '.join(map(repr, spec)) or 'none'}")
     unknown = sorted(set(opts) - set(required) - set(optional), key=str)
     if unknown:
         allowed = ", ".join(("source", *required, *optional))
@@ -323,6 +526,8 @@ def _parse(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if kind == "npy" and (opts.get("x_test") is None) != (opts.get("y_test") is None):
         have, need = ("x_test", "y_test") if opts.get("x_test") is not None else ("y_test", "x_test")
         raise SettingsError(f"data source of kind 'npy' has {have!r} but not {need!r}: give both or neither")
+    if kind == "memory" and not (isinstance(opts["sha256"], str) and re.fullmatch(r"[0-9a-f]{64}", opts["sha256"])):
+        raise SettingsError("data source of kind 'memory' needs 'sha256', the 64 hex digits of its content digest")
     _name_of(kind, opts)  # validates the name
     _scale_option(opts)
     _classes_option(opts)
@@ -357,6 +562,8 @@ def _name_of(kind: str, opts: Mapping[str, Any]) -> str:
     name = opts.get("name")
     if kind == "idx":
         return dataset_spec(str(opts["name"])).name
+    if name is None and kind == "memory":
+        name = MEMORY_NAME
     if name is None:
         if kind == "digits":
             name = "digits"
@@ -843,3 +1050,227 @@ def _open_torchvision(opts: Mapping[str, Any], data_root: str | os.PathLike | No
             for part, arr in (("examples", x), ("labels", y))
         },
     )
+
+
+# --------------------------------------------------------------------------- in memory
+
+
+def type_name(value: Any, article: bool = True) -> str:
+    """``value``'s type for a message, never the value itself.
+
+    Parameters
+    ----------
+    value : object
+        Anything.
+    article : bool, default True
+        Begin with "a" or "an".
+
+    Returns
+    -------
+    str
+        The type's qualified name (its module but for builtins).
+
+    Examples
+    --------
+    >>> type_name(np.zeros(3)), type_name(3), type_name([1], article=False)
+    ('a numpy.ndarray', 'an int', 'list')
+    """
+    cls = type(value)
+    module = cls.__module__
+    name = cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+    if not article:
+        return name
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
+def is_array_like(value: Any) -> bool:
+    """Whether ``value`` is an array: a numpy array, a torch tensor or anything else with
+    ``__array__`` (not a string, bytes or a mapping).
+
+    Parameters
+    ----------
+    value : object
+        Anything.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_array_like(np.zeros(3)), is_array_like([1, 2]), is_array_like("x")
+    (True, False, False)
+    """
+    return not isinstance(value, (str, bytes, Mapping)) and (isinstance(value, np.ndarray) or hasattr(value, "__array__"))
+
+
+def _torch_data_kind(value: Any) -> str | None:
+    """``"loader"`` for a torch DataLoader, ``"dataset"`` for a torch Dataset, else None
+    (without importing torch: where it is not imported, nothing is either)."""
+    data = sys.modules.get("torch.utils.data")
+    if data is None:
+        return None
+    if isinstance(value, data.DataLoader):
+        return "loader"
+    if isinstance(value, data.Dataset):
+        return "dataset"
+    return None
+
+
+def _as_array(value: Any, origin: str) -> np.ndarray:
+    """``value`` as a numpy array: a torch tensor detached and on the CPU, anything else through numpy."""
+    if "torch" in sys.modules and isinstance(value, sys.modules["torch"].Tensor):
+        import torch
+
+        tensor = value.detach().cpu()
+        return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError):
+        raise DataError(f"{origin}: {type_name(value)} that numpy cannot make one array of (rows of different "
+                        "lengths?); give a numpy array or a torch tensor") from None
+
+
+def _shape(array: np.ndarray) -> str:
+    return f"{array.dtype} {tuple(array.shape)}"
+
+
+def _memory_mapping(data: Mapping[str, Any], name: str | None) -> dict[str, Any]:
+    """The keyword arguments of ``_memory_source`` from a mapping of arrays, its keys checked."""
+    unknown = [key for key in data if key not in MEMORY_KEYS]
+    if unknown:
+        raise SettingsError(f"a data set from memory has unknown key {str(unknown[0])[:40]!r}: its keys are "
+                            f"{', '.join(MEMORY_KEYS)} (or give a 'source' key for a data set on disk)")
+    missing = [key for key in ("x", "y") if data.get(key) is None]
+    if missing:
+        raise SettingsError(f"a data set from memory needs {' and '.join(map(repr, missing))}: give "
+                            "{'x': examples, 'y': labels}")
+    if (data.get("x_test") is None) != (data.get("y_test") is None):
+        have, need = ("x_test", "y_test") if data.get("x_test") is not None else ("y_test", "x_test")
+        raise SettingsError(f"a data set from memory has {have!r} but not {need!r}: give both or neither")
+    paths = [key for key in ("x", "y", "x_test", "y_test") if isinstance(data.get(key), (str, os.PathLike))]
+    if paths:
+        raise SettingsError(f"a data set from memory has a path as {paths[0]!r}: for .npy files give "
+                            "{'source': 'npy', 'x': ..., 'y': ...}, for arrays the arrays themselves")
+    name = _check_name(data["name"] if data.get("name") is not None else name if name is not None else MEMORY_NAME)
+    origin = f"data set {name!r}"
+    arrays = {key: _as_array(data[key], f"{key} of {origin}") for key in ("x", "y", "x_test", "y_test")
+              if data.get(key) is not None}
+    described = ", ".join(f"{key} {_shape(array)}" for key, array in arrays.items())
+    return dict(name=name, **arrays, classes=_classes_option(data), scale=_scale_option(data),
+                description=f"arrays from memory: {described}")
+
+
+def _refuse_shuffling(loader: Any, origin: str) -> None:
+    """A DataLoader whose sampler draws examples at random gives another order each pass."""
+    from torch.utils.data import RandomSampler, SubsetRandomSampler, WeightedRandomSampler
+
+    samplers = (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None))
+    drawn = next((s for s in samplers if isinstance(s, (RandomSampler, SubsetRandomSampler, WeightedRandomSampler))),
+                 None)
+    if drawn is not None:
+        raise SettingsError(f"{origin}: the DataLoader draws its examples at random ({type(drawn).__name__}); the "
+                            "order of examples must be fixed: give shuffle=False")
+
+
+def _read_dataset(dataset: Any, origin: str) -> tuple[np.ndarray, np.ndarray]:
+    """A Dataset's ``(x, y)`` items as two arrays: a TensorDataset's tensors as they are,
+    another map-style data set item by item in index order, an iterable one as it yields."""
+    from torch.utils.data import IterableDataset, TensorDataset
+
+    if isinstance(dataset, TensorDataset):
+        if len(dataset.tensors) != 2:
+            raise SettingsError(f"{origin}: a TensorDataset of {len(dataset.tensors)} tensor(s); give two, "
+                                "TensorDataset(x, y)")
+        x, y = (_as_array(t, f"{part} of {origin}") for t, part in zip(dataset.tensors, ("x", "y")))
+        return x, y
+    if isinstance(dataset, IterableDataset):
+        return _read_pairs(dataset, origin)
+    try:
+        size = len(dataset)
+    except TypeError:
+        raise SettingsError(f"{origin}: {type_name(dataset)} has no length (__len__); give a map-style data "
+                            "set, or a DataLoader over it") from None
+    return _read_pairs((dataset[i] for i in range(size)), origin)
+
+
+def _read_pairs(items: Any, origin: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` items, single examples (a 0-d label each) or batches, as two arrays."""
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    single: bool | None = None
+    for i, item in enumerate(items):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise SettingsError(f"{origin}: item {i} is {type_name(item)}"
+                                f"{f' of {len(item)}' if isinstance(item, (tuple, list)) else ''}, not an (x, y) "
+                                "pair; give one that yields (examples, labels)")
+        x, y = _as_array(item[0], f"x of {origin}"), _as_array(item[1], f"y of {origin}")
+        if single is None:
+            single = y.ndim == 0
+        if single != (y.ndim == 0):
+            raise DataError(f"{origin}: item {i} has labels of shape {y.shape}, item 0 {'one' if single else 'a batch'}"
+                            "; give one label per example, or a batch of them, throughout")
+        xs.append(x[np.newaxis] if single else x)
+        ys.append(y[np.newaxis] if single else y)
+    if not xs:
+        raise DataError(f"{origin}: no examples (it yields nothing)")
+    try:
+        x = np.concatenate(xs)
+    except ValueError:
+        shapes = sorted({tuple(b.shape[1:]) for b in xs}, key=str)[:3]
+        raise DataError(f"x of {origin}: examples of different shapes ({', '.join(map(str, shapes))}); give "
+                        "examples of one shape") from None
+    try:
+        y = np.concatenate(ys)
+    except (TypeError, ValueError):
+        raise DataError(f"y of {origin}: labels of different types or shapes across items; give integer labels, or "
+                        "class names, one per example") from None
+    return x, y
+
+
+def _memory_source(*, name: str, x: np.ndarray, y: np.ndarray, x_test: np.ndarray | None = None,
+                   y_test: np.ndarray | None = None, classes: Sequence[str] | Mapping | None = None,
+                   scale: float | None = None, description: str) -> Source:
+    """Checked, digested and registered: the Source of arrays in memory."""
+    origin = f"data set {name!r}"
+    test = None if x_test is None else (x_test, y_test, f"x_test of {origin}", f"y_test of {origin}")
+    source = _build(name, "memory", (x, y, f"x of {origin}", f"y of {origin}"), test, scale=scale, classes=classes,
+                    classes_origin=f"classes of {origin}", description=description, sha256={})
+    source = dataclasses.replace(source, sha256=_content_digests(source))
+    _IN_MEMORY[(source.name, source.sha256[CONTENT_KEY])] = source
+    return source
+
+
+def _labels_digest(labels: np.ndarray) -> str:
+    """sha256 of labels by value: integers of any dtype as int64, strings as UTF-8."""
+    if labels.dtype.kind == "U":
+        return hashlib.sha256(json.dumps(labels.tolist()).encode("utf-8", "surrogatepass")).hexdigest()
+    return _sha256_array(np.asarray(labels, dtype=np.int64))
+
+
+def _content_digests(source: Source) -> dict[str, str]:
+    """Digests of a source's arrays as the engine reads them (uint8 or float32 examples,
+    labels by value), and under ``CONTENT_KEY`` of them all with their shapes, the classes
+    and the scale: what decides a run's numbers."""
+    splits = {"": source.train, "_test": source.test}
+    sums: dict[str, str] = {}
+    shapes: dict[str, list] = {}
+    for suffix, split in splits.items():
+        if split is not None:
+            sums[f"x{suffix}"] = _sha256_array(split.examples)
+            sums[f"y{suffix}"] = _labels_digest(split.labels)
+            shapes[f"x{suffix}"] = [str(split.examples.dtype), list(split.examples.shape)]
+            shapes[f"y{suffix}"] = ["str" if split.labels.dtype.kind == "U" else "int", list(split.labels.shape)]
+    content = {"format": _CONTENT_FORMAT, "sha256": sums, "shapes": shapes, "classes": list(source.classes),
+               "label_values": list(source.label_values), "scale": source.scale}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8", "surrogatepass")).hexdigest()
+    return {**sums, CONTENT_KEY: digest}
+
+
+def _open_memory(opts: Mapping[str, Any]) -> Source:
+    name = _name_of("memory", opts)
+    source = _IN_MEMORY.get((name, str(opts["sha256"])))
+    if source is None:
+        raise MissingDataError(f"data set {name!r} was given from memory (arrays in Python); the command line cannot "
+                               "supply it: resume from Python with repscope.analyze(..., the same data, out=...)")
+    return source

@@ -204,7 +204,7 @@ def test_source_name_loads_nothing(spec, name):
 def test_spec_errors():
     with pytest.raises(SettingsError, match="idx, digits, npz, npy, torchvision"):
         source_name({"source": "hdf5", "path": "a.h5"})
-    assert ", ".join(SOURCE_KINDS) == "idx, digits, npz, npy, torchvision"
+    assert ", ".join(SOURCE_KINDS) == "idx, digits, npz, npy, torchvision, memory"
     with pytest.raises(SettingsError, match="no 'source' key"):
         source_name({"path": "a.npz"})
     with pytest.raises(SettingsError, match="needs the key 'path'"):
