@@ -27,12 +27,14 @@ import torch
 
 from ..store import (
     CHUNK_ROWS, EXAMPLE, ORIGINAL, Representation, RunStore, build_representations, components_key, example_key,
-    heldout_key, labels_key, layer_dims, layer_key, original_key, reduced_key,
+    heldout_key, labels_key, layer_dims, layer_key, original_key, projection_key, reduced_key,
 )
 from .backend import torch_device
 from .errors import DataError, SettingsError
 from .jobs import COMPONENTS, LARGE_VALUES, SMALL_VALUES, WIDE, needs_reduction
-from .model import NETWORKS, ModelSpec, build, capture, describe, identity, logits, probe_shapes, to_float
+from .model import (
+    NETWORKS, Fitted, Layer, ModelSpec, build, capture, describe, fitted_width, identity, logits, probe_shapes, to_float,
+)
 from .progress import progress_bar
 from .runinfo import store_location, update_run_config
 from .sources import Source
@@ -40,8 +42,12 @@ from .train import Checkpoints, Recipe, ensure_checkpoints, load_network
 
 log = logging.getLogger(__name__)
 
-def plan_representations(spec: ModelSpec, source: Source,
-                         log_reading: bool = False) -> tuple[tuple[Representation, ...], dict]:
+#: The memory one forward pass of a batch may take for its activations: a chunk's rows go
+#: through the networks in batches of as many as fit (all of them for small networks).
+FORWARD_BYTES = 1 << 30
+
+def plan_representations(spec: ModelSpec, source: Source, log_reading: bool = False,
+                         found: dict | None = None) -> tuple[tuple[Representation, ...], dict]:
     """The representations of ``spec`` on ``source`` and each layer's activation shape,
     from one dry forward pass of the first examples through a freshly built network.
 
@@ -49,12 +55,21 @@ def plan_representations(spec: ModelSpec, source: Source,
     that does not run, a structured output without ``element``, a token sequence
     without ``tokens``, an output that is not batch first. With ``log_reading``, what is
     read of each layer that is not simply its module's output (an input, an element,
-    pooled tokens) is logged."""
+    pooled tokens, a reduction) is logged. ``found``, when given, gets each layer's shape
+    as read (``read``), before its ``reduce`` (``values``) and as stored (``stored``), the
+    network's parameter count (``parameters``) and the examples of a forward batch
+    (``batch``): what :mod:`repscope.engine.plan` needs."""
     model = build(spec, 0)
     # three examples: an RNN's hidden state (layers, batch, features) of one or two layers is then not batch first
     examples = to_float(torch.from_numpy(np.asarray(source.train.rows(0, min(3, len(source.train))))), source.scale)
     raw: dict[str, tuple[int, ...]] = {}
-    shapes = probe_shapes(model, spec, examples, raw=raw)
+    unreduced: dict[str, tuple[int, ...]] = {}
+    shapes = probe_shapes(model, spec, examples, raw=raw, unreduced=unreduced)
+    if found is not None:
+        from .model import count_parameters
+
+        found.update(read=raw, values=unreduced, stored=shapes, parameters=count_parameters(model),
+                     batch=forward_rows(model, spec, source.train, source.scale))
     for layer in spec.layers if log_reading else ():
         if layer.reading():
             log.info("%s: layer %s reads %s of module %s: %s per example, analysed as %s", source.name, layer.key,
@@ -110,6 +125,25 @@ def _module_text(module: torch.nn.Module) -> str:
     return f"{type(module).__name__}({module.extra_repr()})"
 
 
+def layer_fingerprint(base: dict, ckpt: Checkpoints, path: str, transform: dict, layer: Layer) -> dict:
+    """What decides a layer's stored values: the examples (``base``), the networks, the
+    module, the input transform, what is read of it, and for ``pca:D`` the fit's version."""
+    record = {**base, "checkpoints_sha256": ckpt.sha256, "module": path, "transform": transform, **layer.reading()}
+    if fitted_width(layer):
+        from ..kernels.pca import FIT_VERSION
+
+        record["fit"] = FIT_VERSION
+    return record
+
+
+def _transform_record(spec: ModelSpec, source: Source) -> dict:
+    """The input transform by name and by what it does to the first examples."""
+    with torch.inference_mode():
+        first = spec.transform(to_float(torch.from_numpy(np.asarray(source.train.rows(0, 2))), source.scale))
+    return {"name": describe(spec.transform),
+            "sha256": hashlib.sha256(first.contiguous().cpu().numpy().tobytes()).hexdigest()}
+
+
 def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, ckpt: Checkpoints,
              nets: dict[str, torch.nn.Module], heldout: bool = False) -> list[_Target]:
     """The arrays of the first ``n`` training examples, or with ``heldout`` of the first
@@ -136,10 +170,7 @@ def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, c
     ]
     paths = {layer.key: layer.path for layer in spec.layers}
     layers = {layer.key: layer for layer in spec.layers}
-    with torch.inference_mode():  # the transform by name and by what it does to the first examples
-        first = spec.transform(to_float(torch.from_numpy(np.asarray(source.train.rows(0, 2))), source.scale))
-    transform = {"name": describe(spec.transform),
-                 "sha256": hashlib.sha256(first.contiguous().cpu().numpy().tobytes()).hexdigest()}
+    transform = _transform_record(spec, source)
     for network in NETWORKS:
         modules = dict(nets[network].named_modules())
         for layer, shape in shapes.items():
@@ -147,9 +178,10 @@ def _targets(spec: ModelSpec, source: Source, seed: int, n: int, shapes: dict, c
             reading = layers[layer].reading()  # {} for a module's output tensor: the arrays stay as they were
             targets.append(_Target(
                 place(layer_key(source.name, seed, network, layer)), (n, *shape), "float32",
-                {**base, "checkpoints_sha256": ckpt.sha256, "module": paths[layer], "transform": transform, **reading},
+                {**layer_fingerprint(base, ckpt, paths[layer], transform, layers[layer])},
                 lambda x, y, out, network=network, layer=layer: out[network][layer].cpu().numpy(),
-                {"layer": layer, "activation_shape": list(shape)}, layer_dims(layer, shape, layers[layer].tokens),
+                {"layer": layer, "activation_shape": list(shape)}, layer_dims(layer, shape, layers[layer].tokens,
+                                                                               layers[layer].reduce),
                 {"description": f"{layers[layer].describe_reading() if reading else 'output'} of {layer} "
                                 f"(module {paths[layer]}: {module}) of the {network} network, seed {seed}"
                                 f"{', held-out test examples' if heldout else ''}",
@@ -186,8 +218,10 @@ def extract(
     store = RunStore(store_path)
     store.repair_groups()  # groups whose zarr.json is cut short or missing (the stages write their attributes again)
     started = time.perf_counter()
+    fitted = fit_projections(store, spec, source, n, seed, ckpt, nets, device)
     wrote = _fill(store, source, source.train, _targets(spec, source, seed, n, shapes, ckpt, nets), n, seed,
-                  spec, nets, device, store_path)
+                  spec, nets, device, store_path, fitted=fitted)
+    streamed = time.perf_counter() - started  # the examples through both networks into the store
     store.describe(source.name, description=f"{source.description}: the first {n} training examples",
                    classes=list(source.classes), example_shape=list(source.example_shape))
     n_heldout = 0
@@ -197,7 +231,7 @@ def extract(
         n_heldout = min(n, len(source.test))
         wrote |= _fill(store, source, source.test, _targets(spec, source, seed, n_heldout, shapes, ckpt, nets,
                                                              heldout=True), n_heldout, seed, spec, nets, device,
-                       store_path, heldout=True)
+                       store_path, heldout=True, fitted=fitted)
     reduced = reduce_wide(store, source.name, seed, representations, device)
     seconds = time.perf_counter() - started
     update_run_config(run_dir, {
@@ -209,7 +243,8 @@ def extract(
         "extract": {source.name: {
             "n": n, "seed": seed, "device": device, "chunk_rows": CHUNK_ROWS,
             "checkpoints_sha256": ckpt.sha256, "test_accuracy": ckpt.accuracy,
-            "train_attempt": ckpt.attempt, **({"seconds": round(seconds, 3)} if wrote else {}),  # kept from the run that wrote
+            "train_attempt": ckpt.attempt,  # the times kept from the run that wrote
+            **({"seconds": round(seconds, 3), "stream_seconds": round(streamed, 3)} if wrote else {}),
             **({"heldout": n_heldout} if heldout else {}),  # 0: the source has no test split
             "layers": {k: list(v) for k, v in shapes.items()}, "reduced": reduced,
         }},
@@ -219,9 +254,11 @@ def extract(
 
 
 def _fill(store: RunStore, source: Source, split, targets: list[_Target], n: int, seed: int, spec: ModelSpec,
-          nets: dict[str, torch.nn.Module], device: str, store_path, heldout: bool = False) -> bool:
-    """Stream the first ``n`` rows of ``split`` through both networks into ``targets``;
-    resumable per array. Returns whether anything was written."""
+          nets: dict[str, torch.nn.Module], device: str, store_path, heldout: bool = False,
+          fitted: dict[str, dict[str, Fitted]] | None = None) -> bool:
+    """Stream the first ``n`` rows of ``split`` through both networks into ``targets``
+    (``pca:D`` layers on their ``fitted`` projections, per network); resumable per array.
+    Returns whether anything was written."""
     progress = []
     for t in targets:
         p = store.prepare(t.key, t.shape, t.dtype, t.fingerprint, dims=t.dims, attributes=t.attributes)
@@ -243,23 +280,16 @@ def _fill(store: RunStore, source: Source, split, targets: list[_Target], n: int
     start = min(p.rows_done for _, p in todo)
     if start:
         log.info("%s: resuming at row %d", source.name, start)
+    batch = forward_rows(nets["trained"], spec, split, source.scale, device)
+    if batch < CHUNK_ROWS:
+        log.info("%s: the networks' activations take much memory: batches of %d examples", source.name, batch)
     largest = dict.fromkeys((t.key for t, _ in todo), 0.0)  # each array's largest magnitude, for the embedders
     with progress_bar(total=n, initial=start, desc=f"extract {what}{source.name}", unit="ex", unit_scale=True) as bar:
         for a in range(start, n, CHUNK_ROWS):
             b = min(a + CHUNK_ROWS, n)
             x = split.rows(a, b)
             y = split.label_rows(a, b)
-            out = {}
-            with torch.inference_mode():
-                inputs = spec.transform(to_float(torch.from_numpy(np.asarray(x)).to(device), source.scale))
-                for name, net in nets.items():
-                    with capture(net, spec.layers) as captured:
-                        net(inputs)
-                    wrong = [f"{key} {tuple(v.shape)}" for key, v in captured.items() if v.shape[0] != b - a]
-                    if wrong:  # the dry pass's batch matched another axis by chance
-                        raise SettingsError(f"layer(s) {', '.join(wrong)} are not batch first on a batch of {b - a}; "
-                                            "name modules whose output has the batch on its first axis")
-                    out[name] = dict(captured)
+            out = _forward(nets, spec.layers, spec, x, source.scale, device, batch, fitted)
             pending = [(t, p) for t, p in todo if p.rows_done < b]
             for t, p in pending:
                 rows = np.asarray(t.take(x, y, out))
@@ -279,6 +309,119 @@ def _fill(store: RunStore, source: Source, split, targets: list[_Target], n: int
                         "before): its embeddings may be degraded or fail; rescale the data (scale, transform)", key,
                         top, SMALL_VALUES, LARGE_VALUES)
     return True
+
+
+def _forward(nets: dict[str, torch.nn.Module], layers, spec: ModelSpec, x: np.ndarray, scale: float, device: str,
+             batch: int, fitted: dict[str, dict[str, Fitted]] | None = None) -> dict[str, dict[str, torch.Tensor]]:
+    """The activations of ``layers`` on the examples ``x`` (a chunk's rows) in each of
+    ``nets``, by network and layer name: the examples go through the networks in batches
+    of ``batch`` rows (one batch where the chunk fits); ``pca:D`` layers on their
+    network's ``fitted`` projections, or flattened without one."""
+    pieces: dict[str, dict[str, list[torch.Tensor]]] = {name: {} for name in nets}
+    with torch.inference_mode():
+        for a in range(0, len(x), batch):
+            rows = min(batch, len(x) - a)
+            inputs = spec.transform(to_float(torch.from_numpy(np.asarray(x[a:a + batch])).to(device), scale))
+            for name, net in nets.items():
+                with capture(net, layers, fitted=(fitted or {}).get(name)) as captured:
+                    net(inputs)
+                wrong = [f"{key} {tuple(v.shape)}" for key, v in captured.items() if v.shape[0] != rows]
+                if wrong:  # the dry pass's batch matched another axis by chance
+                    raise SettingsError(f"layer(s) {', '.join(wrong)} are not batch first on a batch of {rows}; "
+                                        "name modules whose output has the batch on its first axis")
+                for key, value in captured.items():
+                    pieces[name].setdefault(key, []).append(value)
+    return {name: {key: parts[0] if len(parts) == 1 else torch.cat(parts) for key, parts in found.items()}
+            for name, found in pieces.items()}
+
+
+def fit_projections(store: RunStore, spec: ModelSpec, source: Source, n: int, seed: int, ckpt: Checkpoints,
+                    nets: dict[str, torch.nn.Module], device: str) -> dict[str, dict[str, Fitted]]:
+    """The fitted projection of every ``pca:D`` layer of each network, by network and layer
+    name: its principal components on the first ``n`` training examples, fitted in one
+    pass over them (nothing stored but the fit: :func:`repscope.kernels.pca.fit_pca`) and
+    kept in the store (``projections/<layer>/components`` and ``mean``), so that a rerun
+    reuses them."""
+    layers = [layer for layer in spec.layers if fitted_width(layer)]
+    fitted: dict[str, dict[str, Fitted]] = {network: {} for network in nets}
+    if not layers:
+        return fitted
+    from ..kernels import InputError
+    from ..kernels.pca import fit_pca
+
+    base = {"n": n, "chunk_rows": CHUNK_ROWS, "train_sha256": source.sha256, "scale": source.scale}
+    transform = _transform_record(spec, source)
+    batch = forward_rows(nets["trained"], spec, source.train, source.scale, device)
+    for network, net in nets.items():
+        for layer in layers:
+            width = fitted_width(layer)
+            keys = {part: projection_key(source.name, seed, network, layer.key, part) for part in ("components", "mean")}
+            fingerprint = layer_fingerprint(base, ckpt, layer.path, transform, layer)
+            if not all(store.is_complete(key, fingerprint) for key in keys.values()):
+                log.info("%s/seed%d/%s: %s: fitting %d principal components on %d examples (one pass)", source.name,
+                         seed, network, layer.key, width, n)
+                started = time.perf_counter()
+
+                def blocks(net=net, layer=layer, network=network):
+                    with progress_bar(total=n, desc=f"fit {layer.key} ({network})", unit="ex", unit_scale=True) as bar:
+                        for a in range(0, n, CHUNK_ROWS):
+                            x = source.train.rows(a, min(a + CHUNK_ROWS, n))
+                            yield _forward({network: net}, (layer,), spec, x, source.scale, device, batch)[network][layer.key]
+                            bar.update(len(x))
+
+                try:
+                    result = fit_pca(blocks, width)
+                except InputError as exc:
+                    raise SettingsError(f"layer {layer.key!r}: reduce = \"{layer.reduce}\" cannot be fitted on N = {n} "
+                                        f"examples ({exc}); give fewer components or more examples") from None
+                components = np.asarray(result.components, dtype=np.float32)
+                store.write_whole(keys["components"], components, fingerprint, chunks=(1, components.shape[1]),
+                                  dims=("component", f"{layer.key}_feature"),
+                                  attributes={"description": f"the first {width} principal components of {layer.key} "
+                                                             f"of the {network} network on {n} examples"})
+                store.annotate(keys["components"], fit={
+                    "library": result.library, "seconds": round(time.perf_counter() - started, 3),
+                    "explained_variance_ratio": [float(v) for v in result.explained_variance_ratio],
+                    "explained_variance_total": float(np.sum(result.explained_variance_ratio))})
+                store.write_whole(keys["mean"], np.asarray(result.mean, dtype=np.float32), fingerprint,
+                                  dims=(f"{layer.key}_feature",))
+            fitted[network][layer.key] = Fitted(torch.from_numpy(store.read(keys["mean"])).to(device),
+                                                torch.from_numpy(store.read(keys["components"])).to(device))
+    return fitted
+
+
+def forward_rows(net: torch.nn.Module, spec: ModelSpec, split, scale: float, device: str = "cpu") -> int:
+    """How many examples go through ``net`` at once: a chunk's rows (``CHUNK_ROWS``) where
+    the activations of that many fit in ``FORWARD_BYTES``, fewer for a network whose
+    largest activation is wide (a ResNet's first stages on 224 x 224 images). The largest
+    tensor any module returns, per example, is measured on a dry pass of two examples.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from repscope.engine.model import Layer
+    >>> from repscope.engine.sources import Split
+    >>> spec = ModelSpec(factory=lambda: nn.Sequential(nn.Conv2d(3, 64, 3, padding=1)), layers=(Layer("0"),))
+    >>> forward_rows(spec.factory(), spec, Split(np.zeros((2, 3, 224, 224), np.uint8), np.zeros(2, int)), 255.0)
+    20
+    """
+    largest = [0]
+
+    def hook(module, args, output):
+        if isinstance(output, torch.Tensor) and output.ndim and output.shape[0] == 2:
+            largest[0] = max(largest[0], output[0].numel() * output.element_size())
+
+    examples = to_float(torch.from_numpy(np.asarray(split.rows(0, 2))).to(device), scale)
+    if len(examples) < 2:
+        return CHUNK_ROWS
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        with torch.inference_mode():
+            net(spec.transform(examples))
+    finally:
+        handle.remove()
+    # a module's output, the next one's, and a copy kept by a hook can be alive at once
+    return int(max(1, min(CHUNK_ROWS, FORWARD_BYTES // max(1, 4 * largest[0]))))
 
 
 def _check_finite(rows: np.ndarray, key: str, first: int) -> None:

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -41,13 +42,21 @@ from .errors import SettingsError
 
 
 #: Names a layer cannot take: they are folders of the store beside the layers.
-RESERVED = ("", "original", "labels", "reduced", "embeddings", "pca")
+RESERVED = ("", "original", "labels", "reduced", "embeddings", "pca", "projections")
 #: What of a layer's module is read: what it returns, or what it is given.
 READS = ("output", "input")
 #: How a token sequence ``(batch, tokens, features)`` becomes one vector per example,
 #: besides a token's index: token 0 (a class token), the mean over tokens, or every
 #: token, flattened (``tokens * features`` values).
 TOKEN_POOLS = ("cls", "mean", "flatten")
+#: How a layer's activation is reduced on each batch before anything is written (after
+#: ``read``, ``element`` and ``tokens``): kept whole, the global average or maximum over
+#: positions (one value per channel), an adaptive average pool to an H x W grid, a
+#: seeded sparse random projection to D values (see :func:`reduce_batch`), or its first
+#: D principal components, fitted on a pass over the examples before they are stored.
+REDUCTIONS = ("none", "avgpool", "maxpool", "pool:HxW", "project:D", "pca:D")
+#: The seed of every ``project:D`` matrix: the same for both networks, every seed and run.
+PROJECTION_SEED = 0
 #: Characters an element's name cannot hold (it becomes part of the layer's name).
 _ELEMENT_FORBIDDEN = '/,"[]\n\r'
 #: What to give for a 3-D output without a choice (the one line that refuses it).
@@ -82,6 +91,14 @@ class Layer:
         keyword or positional argument). Needed for an output that is not a tensor.
     read: ``"output"`` (what the module returns) or ``"input"`` (what it is given,
         through a forward pre-hook; its first positional input unless ``element``).
+    reduce: how the activation is reduced on each batch before it is written, so that a
+        wide layer fits on disk: ``"none"`` (kept whole, the default), ``"avgpool"`` or
+        ``"maxpool"`` (over positions: one value per channel), ``"pool:HxW"`` (average
+        pooling to an H x W grid, ``C * H * W`` values), ``"project:D"`` (a seeded
+        sparse random projection to D values) or ``"pca:D"`` (the first D principal
+        components of the network's activations on the analysed examples, fitted on a
+        first pass over them). It shows in the name: ``layer1[avgpool]``,
+        ``layer1[pool2x2]``, ``layer1[project256]``, ``layer1[pca64]``.
 
     Examples
     --------
@@ -89,6 +106,8 @@ class Layer:
     ('blocks.1[mean]', 'gru[0][token-1]')
     >>> Layer("head", read="input").key, Layer("encoder", element="last_hidden_state", tokens="cls").key
     ('head[input]', 'encoder[last_hidden_state][cls]')
+    >>> Layer("layer1", reduce="avgpool").key, Layer("layer1", reduce="pool: 2x2").key, Layer("fc", reduce="project:64").key
+    ('layer1[avgpool]', 'layer1[pool2x2]', 'fc[project64]')
     >>> Layer("blocks.1", split="channels", tokens="cls")
     Traceback (most recent call last):
     ...
@@ -102,6 +121,7 @@ class Layer:
     tokens: int | str | None = None
     element: int | str | None = None
     read: str = "output"
+    reduce: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, str) or not isinstance(self.name or "", str):
@@ -126,6 +146,15 @@ class Layer:
                                                                           for c in _ELEMENT_FORBIDDEN)))):
             raise SettingsError(f"layer {self.path!r}: element = {_spell(self.element)} must be a position (0, 1, ...) or "
                                 "a name without '/', ',', '\"', '[', ']' or a line break (\"last_hidden_state\")")
+        object.__setattr__(self, "reduce", canonical_reduce(self.reduce, self.path))
+        if self.reduce is not None and self.split == "channels":
+            raise SettingsError(f"layer {self.path!r}: reduce = {_spell(self.reduce)} with split = \"channels\": a "
+                                "reduced layer is one representation; leave split out, or reduce out to split the "
+                                "layer's channels")
+        if self.reduce is not None and self.tokens == "flatten" and self.reduce.endswith("pool"):
+            raise SettingsError(f"layer {self.path!r}: reduce = {_spell(self.reduce)} pools a convolution's "
+                                "positions; a token sequence is pooled by tokens: give tokens = \"mean\" instead of "
+                                "\"flatten\" with it")
         if self.tokens is not None and self.split == "channels":
             raise SettingsError(f"layer {self.key!r}: split = \"channels\" splits a convolution's channels (filters) "
                                 "and a token sequence has none; leave split out (tokens makes the layer one "
@@ -160,6 +189,8 @@ class Layer:
             parts.append(str(self.element))
         if self.tokens is not None:
             parts.append(self.tokens if isinstance(self.tokens, str) else f"token{self.tokens}")
+        if self.reduce is not None:
+            parts.append(self.reduce.replace(":", ""))
         return "".join(f"[{part}]" for part in parts)
 
     def reading(self) -> dict:
@@ -173,7 +204,8 @@ class Layer:
         """
         return {**({"read": self.read} if self.read != "output" else {}),
                 **({"element": self.element} if self.element is not None else {}),
-                **({"tokens": self.tokens} if self.tokens is not None else {})}
+                **({"tokens": self.tokens} if self.tokens is not None else {}),
+                **({"reduce": self.reduce} if self.reduce is not None else {})}
 
     def describe_reading(self) -> str:
         """What is read, in words: ``the mean over tokens of element 0 of the output``.
@@ -189,11 +221,18 @@ class Layer:
             what = "the first positional input" if self.element is None else f"input {self.element!r}"
         else:
             what = "the output" if self.element is None else f"element {self.element!r} of the output"
-        if self.tokens is None:
+        if self.tokens is not None:
+            pool = {"cls": "token 0 (cls)", "mean": "the mean over tokens",
+                    "flatten": "every token, flattened,"}.get(self.tokens, f"token {self.tokens}")  # type: ignore[arg-type]
+            what = f"{pool} of {what}"
+        if self.reduce is None:
             return what
-        pool = {"cls": "token 0 (cls)", "mean": "the mean over tokens",
-                "flatten": "every token, flattened,"}.get(self.tokens, f"token {self.tokens}")  # type: ignore[arg-type]
-        return f"{pool} of {what}"
+        kind, _, size = self.reduce.partition(":")
+        how = {"avgpool": "averaged over positions", "maxpool": "its maximum over positions",
+               "pool": f"average-pooled to a {size} grid",
+               "project": f"projected to {size} values (sparse random projection, seed {PROJECTION_SEED})",
+               "pca": f"projected on its first {size} principal components (fitted on the analysed examples)"}[kind]
+        return f"{what}, {how}"
 
     def record(self) -> dict:
         """A JSON-ready dict of the layer (what config.json keeps)."""
@@ -216,14 +255,139 @@ class Layer:
         if isinstance(item, str):
             return cls(item)
         if isinstance(item, Mapping):
-            known = ("path", "split", "max_channels", "name", "tokens", "element", "read")
+            known = ("path", "split", "max_channels", "name", "tokens", "element", "read", "reduce")
             unknown = set(item) - set(known)
             if unknown or "path" not in item:
                 raise SettingsError(f"a layer is given as {{{', '.join(known)}}} with a path; got {dict(item)!r}")
             split = item.get("split")
             return cls(str(item["path"]), None if split is None else str(split), item.get("max_channels"),
-                       item.get("name"), item.get("tokens"), item.get("element"), str(item.get("read", "output")))
+                       item.get("name"), item.get("tokens"), item.get("element"), str(item.get("read", "output")),
+                       item.get("reduce"))
         raise SettingsError(f"a layer is a module path or a table with a path; got {item!r}")
+
+
+def canonical_reduce(value: Any, path: str = "?") -> str | None:
+    """A layer's ``reduce`` setting in its one spelling (``"pool:2x2"``, ``"project:64"``),
+    None for ``"none"``; SettingsError (one line) for anything else.
+
+    Examples
+    --------
+    >>> canonical_reduce("none"), canonical_reduce(" AvgPool "), canonical_reduce("pool: 2 x 3")
+    (None, 'avgpool', 'pool:2x3')
+    >>> canonical_reduce("project:0", "fc")
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.SettingsError: layer 'fc': reduce = "project:0" is not one of "none", "avgpool", "maxpool", "pool:HxW" (such as "pool:2x2"), "project:D" (such as "project:256"), "pca:D" (such as "pca:64") with H, W, D whole numbers >= 1
+    """
+    if value is None:
+        return None
+    text = re.sub(r"\s+", "", value.lower()) if isinstance(value, str) else None
+    if text in ("none", "avgpool", "maxpool"):
+        return None if text == "none" else text
+    match = re.fullmatch(r"(pool):(\d+)x(\d+)|(project|pca):(\d+)", text or "")
+    if match and all(int(g) >= 1 for g in match.groups() if g and g.isdigit()):
+        return f"pool:{int(match[2])}x{int(match[3])}" if match[1] else f"{match[4]}:{int(match[5])}"
+    raise SettingsError(f"layer {path!r}: reduce = {_spell(value)} is not one of \"none\", \"avgpool\", \"maxpool\", "
+                        "\"pool:HxW\" (such as \"pool:2x2\"), \"project:D\" (such as \"project:256\"), \"pca:D\" "
+                        "(such as \"pca:64\") with H, W, D whole numbers >= 1")
+
+
+_PROJECTIONS: dict[tuple[int, int, str], torch.Tensor] = {}
+
+
+def projection_matrix(dims: int, size: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """The ``(size, dims)`` sparse random projection of ``project:size`` on ``dims``
+    values: scikit-learn's very sparse projection (density ``1 / sqrt(dims)``, entries
+    ``±sqrt(1 / (density * size))``, seed :data:`PROJECTION_SEED`) as a float32 torch
+    CSR tensor on ``device``; it preserves squared distances in expectation. Never a
+    dense ``size x dims`` matrix; made once per process for each shape and device.
+
+    Examples
+    --------
+    >>> p = projection_matrix(10_000, 64)
+    >>> tuple(p.shape), p.layout, bool(torch.equal(p.to_dense(), projection_matrix(10_000, 64).to_dense()))
+    ((64, 10000), torch.sparse_csr, True)
+    """
+    key = (int(dims), int(size), str(device))
+    if key not in _PROJECTIONS:
+        import numpy as np
+        from sklearn.random_projection import SparseRandomProjection
+
+        fitted = SparseRandomProjection(size, density="auto", dense_output=False, random_state=PROJECTION_SEED)
+        matrix = fitted.fit(np.zeros((1, dims), np.float32)).components_.tocsr()
+        with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR times dense is all it is used for
+            warnings.simplefilter("ignore", UserWarning)
+            _PROJECTIONS[key] = torch.sparse_csr_tensor(
+                torch.from_numpy(matrix.indptr.astype(np.int64)), torch.from_numpy(matrix.indices.astype(np.int64)),
+                torch.from_numpy(matrix.data.astype(np.float32)), size=(size, dims), check_invariants=True).to(device)
+    return _PROJECTIONS[key]
+
+
+def reduce_batch(value: torch.Tensor, layer: "Layer", fitted: "Fitted | None" = None) -> torch.Tensor:
+    """A batch of ``layer``'s activation ``(batch, ...)`` reduced as its ``reduce`` says:
+    ``avgpool``/``maxpool`` over every axis after the channel axis (``(batch, C)``),
+    ``pool:HxW`` by ``adaptive_avg_pool2d`` (``(batch, C, H, W)``), ``project:D`` by
+    :func:`projection_matrix` of the flattened values (``(batch, D)``), ``pca:D`` on the
+    ``fitted`` principal components (without them: the flattened values a fit reads);
+    as it is without ``reduce``. What cannot be reduced so is refused in one line.
+
+    Examples
+    --------
+    >>> x = torch.arange(32.0).reshape(2, 4, 2, 2)
+    >>> reduce_batch(x, Layer("c", reduce="avgpool"))[0].tolist()
+    [1.5, 5.5, 9.5, 13.5]
+    >>> tuple(reduce_batch(x, Layer("c", reduce="pool:1x1")).shape), tuple(reduce_batch(x, Layer("c", reduce="project:3")).shape)
+    ((2, 4, 1, 1), (2, 3))
+    >>> reduce_batch(torch.zeros(2, 5), Layer("fc", reduce="maxpool"))
+    Traceback (most recent call last):
+    ...
+    repscope.engine.errors.SettingsError: layer 'fc[maxpool]': reduce = "maxpool" pools over positions (batch, channels, positions...), but module 'fc' gives (2, 5), which has none; leave reduce out or give reduce = "project:D"
+    """
+    if layer.reduce is None:
+        return value
+    kind, _, size = layer.reduce.partition(":")
+    where = f"layer {layer.key!r}: reduce = {_spell(layer.reduce)}"
+    if kind in ("avgpool", "maxpool"):
+        if value.ndim < 3:
+            raise SettingsError(f"{where} pools over positions (batch, channels, positions...), but module "
+                                f"{layer.path!r} gives {tuple(value.shape)}, which has none; leave reduce out or "
+                                "give reduce = \"project:D\"")
+        flat = value.flatten(2)
+        return flat.mean(dim=2) if kind == "avgpool" else flat.amax(dim=2)
+    if kind == "pool":
+        height, width = (int(v) for v in size.split("x"))
+        if value.ndim != 4 or height > value.shape[2] or width > value.shape[3]:
+            raise SettingsError(f"{where} pools a (batch, channels, height, width) activation to a smaller grid; "
+                                f"module {layer.path!r} gives {tuple(value.shape)}: give a grid no larger than its "
+                                "own, or reduce = \"avgpool\"")
+        return torch.nn.functional.adaptive_avg_pool2d(value, (height, width))
+    flat = value.flatten(1)
+    dims, target = flat.shape[1], int(size)
+    if target >= dims:
+        raise SettingsError(f"{where} projects to {target} values, but module {layer.path!r} gives {dims} per example "
+                            f"already; leave reduce out or give fewer than {dims}")
+    if kind == "pca":
+        return flat if fitted is None else fitted.project(flat)
+    matrix = projection_matrix(dims, target, flat.device)
+    return torch.sparse.mm(matrix, flat.to(torch.float32).T).T
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A fitted ``pca:D`` projection of one layer of one network: ``mean`` ``(d,)`` and
+    ``components`` ``(D, d)`` as float32 tensors on the network's device."""
+
+    mean: torch.Tensor
+    components: torch.Tensor
+
+    def project(self, flat: torch.Tensor) -> torch.Tensor:
+        """``(flat - mean) @ components.T``: a batch's ``(batch, d)`` values on the components."""
+        return (flat.to(torch.float32) - self.mean) @ self.components.T
+
+
+def fitted_width(layer: "Layer") -> int | None:
+    """D of a ``pca:D`` layer (the values it stores per example); None for any other."""
+    return int(layer.reduce.split(":")[1]) if layer.reduce and layer.reduce.startswith("pca:") else None
 
 
 def identity(x):
@@ -527,7 +691,9 @@ def pool_tokens(value: torch.Tensor, layer: Layer) -> torch.Tensor:
 
 @contextlib.contextmanager
 def capture(model: nn.Module, layers: Sequence[Layer], problems: dict[str, str] | None = None,
-            raw: dict[str, tuple[int, ...]] | None = None) -> Iterator[dict[str, torch.Tensor]]:
+            raw: dict[str, tuple[int, ...]] | None = None,
+            unreduced: dict[str, tuple[int, ...]] | None = None,
+            fitted: Mapping[str, Fitted] | None = None) -> Iterator[dict[str, torch.Tensor]]:
     """Forward hooks on ``layers`` for one forward pass: afterwards the dict maps each
     layer's name to its activation (a copy, so that a later in-place operation such as
     ``ReLU(inplace=True)`` cannot change it): the module's output, or what a layer's
@@ -539,7 +705,9 @@ def capture(model: nn.Module, layers: Sequence[Layer], problems: dict[str, str] 
     stop the pass: every layer's problem, one line each, is raised together afterwards
     as one SettingsError, or put into ``problems`` (layer name -> line) when it is given.
     ``raw``, when given, gets the shape of what each layer reads (batch first) before its
-    tokens are pooled.
+    tokens are pooled, ``unreduced`` the shape after that, before its ``reduce``.
+    ``fitted`` holds the fitted projection of each ``pca:D`` layer by name (a layer
+    without one gives its flattened values, what the fit reads).
 
     Examples
     --------
@@ -572,11 +740,15 @@ def capture(model: nn.Module, layers: Sequence[Layer], problems: dict[str, str] 
             if raw is not None:
                 raw[layer.key] = tuple(int(s) for s in value.shape)
             pooled = pool_tokens(value, layer)
+            if unreduced is not None:
+                unreduced[layer.key] = tuple(int(s) for s in pooled.shape)
+            pooled = reduce_batch(pooled, layer, (fitted or {}).get(layer.key))
         except SettingsError as exc:
             found[layer.key] = str(exc)
             return
-        # a pooled mean is a new tensor; anything else is (a view of) the module's own
-        outputs[layer.key] = pooled.detach() if layer.tokens == "mean" else pooled.detach().clone()
+        # a pooled mean or a reduction is a new tensor; anything else is (a view of) the module's own
+        fresh = layer.tokens == "mean" or layer.reduce is not None
+        outputs[layer.key] = pooled.detach() if fresh else pooled.detach().clone()
 
     for layer in layers:
         if layer.read == "input":
@@ -617,7 +789,8 @@ def logits(output: torch.Tensor | tuple | list) -> torch.Tensor:
 
 @torch.inference_mode()
 def probe_shapes(model: nn.Module, spec: ModelSpec, examples: torch.Tensor,
-                 raw: dict[str, tuple[int, ...]] | None = None) -> dict[str, tuple[int, ...]]:
+                 raw: dict[str, tuple[int, ...]] | None = None,
+                 unreduced: dict[str, tuple[int, ...]] | None = None) -> dict[str, tuple[int, ...]]:
     """One example's activation shape per layer, from one dry forward pass of ``examples``
     (a small batch in natural units); every layer's activation must be batch first.
 
@@ -625,7 +798,7 @@ def probe_shapes(model: nn.Module, spec: ModelSpec, examples: torch.Tensor,
     a structured output without ``element``, a token sequence without ``tokens``, an
     output that is not batch first; all of them are raised as one SettingsError, one
     line per layer. ``raw``, when given, gets each layer's shape before its tokens are
-    pooled.
+    pooled, ``unreduced`` its shape before its ``reduce``.
 
     Examples
     --------
@@ -640,7 +813,8 @@ def probe_shapes(model: nn.Module, spec: ModelSpec, examples: torch.Tensor,
     batch = len(examples)
     problems: dict[str, str] = {}
     read: dict[str, tuple[int, ...]] = {}
-    with capture(model, spec.layers, problems, read) as outputs:
+    before: dict[str, tuple[int, ...]] = {}
+    with capture(model, spec.layers, problems, read, before) as outputs:
         try:
             model(spec.transform(examples))
         except SettingsError:
@@ -661,7 +835,10 @@ def probe_shapes(model: nn.Module, spec: ModelSpec, examples: torch.Tensor,
         raise SettingsError("\n".join(problems[k] for k in sorted(problems, key=order.index)))
     if raw is not None:
         raw.update({key: shape[1:] for key, shape in read.items()})
-    return {layer.key: tuple(int(s) for s in outputs[layer.key].shape[1:]) for layer in spec.layers}
+    if unreduced is not None:
+        unreduced.update({key: shape[1:] for key, shape in before.items()})
+    return {layer.key: (fitted_width(layer),) if fitted_width(layer) else tuple(int(s) for s in outputs[layer.key].shape[1:])
+            for layer in spec.layers}
 
 
 def load_state(model: nn.Module, path: str | os.PathLike) -> nn.Module:

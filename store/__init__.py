@@ -26,6 +26,7 @@ from .layout import (
     layer_key,
     layer_names,
     original_key,
+    projection_key,
     reduced_key,
     same_name,
 )
@@ -35,5 +36,5 @@ __all__ = [
     "ALL", "CHUNK_ROWS", "EMBEDDING_DIMS", "EXAMPLE", "NETWORKS", "ORIGINAL", "SPLITS", "Representation", "array_key",
     "build_representations", "channel_name", "chunks_for", "components_key", "default_dims", "embedding_key",
     "example_key", "find", "HELDOUT", "heldout_key", "holder", "labels_key", "layer_dims", "layer_key", "layer_names", "original_key",
-    "reduced_key", "same_name", "DamagedArrayError", "DamagedNode", "Progress", "RunStore", "Verified", "flag_group", "is_url",
+    "projection_key", "reduced_key", "same_name", "DamagedArrayError", "DamagedNode", "Progress", "RunStore", "Verified", "flag_group", "is_url",
 ]

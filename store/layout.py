@@ -81,6 +81,8 @@ class Representation:
         or a name; None for the module's tensor (its first positional input).
     tokens: how a token sequence became one vector per example (``cls``, ``mean``,
         ``flatten`` or a token index); None for an output that is no token sequence.
+    reduce: how the activation was reduced before it was stored (``avgpool``,
+        ``maxpool``, ``pool:HxW``, ``project:D``); None where it is stored whole.
     """
 
     name: str
@@ -92,10 +94,11 @@ class Representation:
     read: str = "output"
     element: int | str | None = None
     tokens: int | str | None = None
+    reduce: str | None = None
 
     def record(self) -> dict:
-        """A JSON-ready dict (``from_record`` reads it back); ``read``, ``element`` and
-        ``tokens`` only where they are not the defaults.
+        """A JSON-ready dict (``from_record`` reads it back); ``read``, ``element``,
+        ``tokens`` and ``reduce`` only where they are not the defaults.
 
         Examples
         --------
@@ -116,7 +119,7 @@ class Representation:
 
 
 #: What a representation reads from its layer's module when nothing else is chosen.
-_READING_DEFAULTS: dict[str, Any] = {"read": "output", "element": None, "tokens": None}
+_READING_DEFAULTS: dict[str, Any] = {"read": "output", "element": None, "tokens": None, "reduce": None}
 
 
 def channel_name(layer: str, channel: int, count: int = 1) -> str:
@@ -159,7 +162,7 @@ def build_representations(
      ('conv/all', 108)]
     >>> build_representations(64, [("blocks.1[mean]", "whole", (16,), None, {"tokens": "mean"})])[1]
     Representation(name='blocks.1[mean]', array='blocks.1[mean]', channel=None, in_study=True, depth=1, dims=16,
-                   read='output', element=None, tokens='mean')
+                   read='output', element=None, tokens='mean', reduce=None)
     """
     reps = [Representation(ORIGINAL, ORIGINAL, None, True, 0, int(input_dims))]
     beyond = []
@@ -200,10 +203,12 @@ EMBEDDING_DIMS = (EXAMPLE, "axis")
 _LAYER_AXES = {0: (), 1: ("unit",), 2: ("channel", "position"), 3: ("channel", "y", "x"), 4: ("channel", "z", "y", "x")}
 
 
-def layer_dims(layer: str, shape: tuple[int, ...], tokens: int | str | None = None) -> tuple[str, ...]:
+def layer_dims(layer: str, shape: tuple[int, ...], tokens: int | str | None = None,
+               reduce: str | None = None) -> tuple[str, ...]:
     """Dimension names of a stored layer of per-example ``shape``: ``example``, then axes
     named after the layer. A layer read from a token sequence (``tokens`` given) has
-    ``feature`` axes, and ``token`` first where the sequence is kept (``flatten``).
+    ``feature`` axes, and ``token`` first where the sequence is kept (``flatten``); a
+    pooled layer a ``channel`` axis, a projected one a ``component`` axis.
 
     Examples
     --------
@@ -213,7 +218,11 @@ def layer_dims(layer: str, shape: tuple[int, ...], tokens: int | str | None = No
     ('example', 'fc_unit')
     >>> layer_dims("blocks.1[mean]", (16,), "mean"), layer_dims("blocks.1[flatten]", (17, 16), "flatten")
     (('example', 'blocks.1[mean]_feature'), ('example', 'blocks.1[flatten]_token', 'blocks.1[flatten]_feature'))
+    >>> layer_dims("l1[avgpool]", (256,), reduce="avgpool"), layer_dims("l1[project64]", (64,), reduce="project:64")
+    (('example', 'l1[avgpool]_channel'), ('example', 'l1[project64]_component'))
     """
+    if reduce is not None and len(shape) == 1:
+        return (EXAMPLE, f"{layer}_{'component' if reduce.startswith('project') else 'channel'}")
     if tokens is not None and len(shape) in (1, 2):
         return (EXAMPLE, *(f"{layer}_{axis}" for axis in ("token", "feature")[2 - len(shape):]))
     axes = _LAYER_AXES.get(len(shape)) or tuple(f"axis{i}" for i in range(1, len(shape) + 1))
@@ -273,6 +282,17 @@ def reduced_key(dataset: str, seed: int, network: str, name: str) -> str:
 def components_key(dataset: str, seed: int, network: str, name: str) -> str:
     """Key of the (k, dims) principal components behind ``reduced_key``'s array."""
     return f"{dataset}/seed{seed}/{network}/pca/{name}"
+
+
+def projection_key(dataset: str, seed: int, network: str, name: str, part: str) -> str:
+    """Key of a ``pca:D`` layer's fitted projection: its ``components`` (D, d) or ``mean`` (d,).
+
+    Examples
+    --------
+    >>> projection_key("images", 0, "trained", "layer1[pca64]", "components")
+    'images/seed0/trained/projections/layer1[pca64]/components'
+    """
+    return f"{dataset}/seed{seed}/{network}/projections/{name}/{part}"
 
 
 def embedding_key(dataset: str, seed: int, network: str, method: str, name: str) -> str:

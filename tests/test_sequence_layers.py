@@ -286,7 +286,7 @@ def test_a_module_input_by_position_or_keyword():
     (dict(path="x", element=True), "element = True must be a position"),
     (dict(path="x", element="a/b"), 'element = "a/b" must be a position'),
     (dict(path="x", element=""), 'element = "" must be a position'),
-    (dict(path="x", pool="mean"), r"a layer is given as \{path, split, max_channels, name, tokens, element, read\}"),
+    (dict(path="x", pool="mean"), r"a layer is given as \{path, split, max_channels, name, tokens, element, read, reduce\}"),
 ])
 def test_bad_sequence_specs(layer, message):
     with pytest.raises(SettingsError, match=message):
