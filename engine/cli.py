@@ -90,6 +90,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--neighbourhood-sample", type=int, default=None, metavar="M",
                    help="estimate the neighbourhood measures from M seeded query points, with standard errors, "
                         "instead of exactly from all N (default: the run file's, else exact)")
+    p.add_argument("--max-disk", default=None, metavar="SIZE",
+                   help="the most the finished run folder may take, in bytes or with units (200MB, 2GiB); a run "
+                        "whose plan needs more, or more than the disk's free space, is refused before work "
+                        "(`repscope plan` shows the plan; default: the run file's, else the free space alone)")
     p.add_argument("--reconfigure", action="store_true",
                    help="on a run folder, change settings that decide its numbers (N, data sets, methods, seeds, "
                         "k, ...); without it a command that would change them is refused (the folder's other "
@@ -126,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
 
     for command, text in STAGE_HELP.items():
         _add_run_options(sub.add_parser(command, help=text, parents=[verbosity]))
+
+    _add_run_options(sub.add_parser("plan", help="what a run would store per layer, and the disk and memory it "
+                                    "needs, from a dry forward pass; nothing is written", parents=[verbosity]))
 
     report = sub.add_parser("report", help="figures and the HTML report of a run folder (report/index.html)",
                             parents=[verbosity])
@@ -356,12 +363,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         workers=args.workers, job_timeout=args.job_timeout, tsne_embedder=args.tsne_embedder,
         umap_embedder=args.umap_embedder, k=args.k, metrics=args.metrics,
         neighbourhood_sample=args.neighbourhood_sample,
-        data_root=args.root, scheduler=args.scheduler, dask_address=args.dask_address, store=args.store)
+        data_root=args.root, scheduler=args.scheduler, dask_address=args.dask_address, store=args.store,
+        max_disk=args.max_disk)
     settings = from_options(out=args.out, **_on_the_run(args, {k: v for k, v in given.items() if v is not None}))
     if reads_store:  # no folder at all: the settings were checked first
         from .runinfo import require_run
 
         require_run(args.out, store=True)
+    if args.command == "plan":
+        from .pipeline import make_plan
+        from .plan import check
+
+        needs = make_plan(settings)
+        print(needs.table())
+        check(needs, settings.max_disk)  # what does not fit: the one error line, exit 2
+        return 0
     summary = run(settings, STAGES_OF[args.command])
     if "metrics" in summary:
         print(f"metrics: {summary['metrics']}")

@@ -68,13 +68,40 @@ def recorded_representations(out: Path, datasets) -> dict[str, tuple[Representat
 
 
 def plan(settings: RunSettings, sources: dict) -> dict[str, tuple[Representation, ...]]:
-    """Each data set's representations from a dry forward pass; checks N and the chosen names."""
+    """Each data set's representations from a dry forward pass; checks N, the chosen names
+    and that the run fits on its disk (:mod:`repscope.engine.plan`)."""
+    representations, found = _dry_pass(settings, sources)
+    if sources:  # the disk it needs, against max_disk and the free space (a store elsewhere: max_disk alone)
+        from . import plan as budget
+
+        needs = disk_plan(settings, found)
+        log.info("plan: up to %s on disk for %s (%s free), peak memory about %s", budget.format_size(needs.disk_bytes),
+                 settings.out, budget.format_size(needs.free_bytes), budget.format_size(needs.memory_bytes))
+        budget.check(needs, settings.max_disk)
+    return representations
+
+
+def make_plan(settings: RunSettings):
+    """The :class:`~repscope.engine.plan.Plan` of a run: its data sets opened (nothing is
+    fetched) and a dry forward pass per data set; nothing is written. Whether it fits is
+    :func:`repscope.engine.plan.check`'s to say."""
+    from .sources import open_source
+
+    sources = {name: open_source(spec, settings.data_root, fetch=False)
+               for name, spec in zip(settings.datasets, settings.sources)}
+    return disk_plan(settings, _dry_pass(settings, sources)[1])
+
+
+def _dry_pass(settings: RunSettings, sources: dict) -> tuple[dict[str, tuple[Representation, ...]], dict]:
+    """Each data set's representations, and what the dry pass found of its layers."""
     from .extract import plan_representations
 
-    representations = {}
+    representations, found = {}, {}
     _check_n(settings, sources)
     for name, source in sources.items():
-        representations[name] = plan_representations(settings.model, source)[0]
+        found[name] = {"source": source, "layers": settings.model.layers}
+        representations[name] = found[name]["representations"] = plan_representations(settings.model, source,
+                                                                                       found=found[name])[0]
         if len(source.classes) < 2:
             log.warning("%s has a single class (%s): class separation is undefined, so the distance ratios, "
                         "silhouettes and findings are NaN or undefined; kNN accuracy is 1", name,
@@ -90,7 +117,16 @@ def plan(settings: RunSettings, sources: dict) -> dict[str, tuple[Representation
         if bad:
             raise SettingsError(f"--representations: unknown {', '.join(map(repr, bad))}; choose from "
                                 f"{', '.join(dict.fromkeys(r.name for reps in representations.values() for r in reps))}")
-    return representations
+    return representations, found
+
+
+def disk_plan(settings: RunSettings, found: dict):
+    """The :class:`~repscope.engine.plan.Plan` of ``settings`` from what :func:`plan`'s dry pass found."""
+    from . import plan as budget
+
+    parameters = max((f.get("parameters", 0) for f in found.values()), default=0)
+    return budget.estimate(settings.out, settings.n, settings.seeds, settings.methods, "probe" in settings.metrics,
+                           found, parameters, store_elsewhere=settings.store is not None)
 
 
 def _check_n(settings: RunSettings, sources: dict) -> None:

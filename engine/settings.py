@@ -48,7 +48,7 @@ from .config import DEFAULT_SEED, MAX_SEED, MIN_N, MIN_SEED  # noqa: E402,F401  
 #: Keys of a run file's top level and of its tables.
 RUN_KEYS = {"preset", "n", "datasets", "methods", "seeds", "backend", "space", "representations", "workers",
             "job_timeout", "tsne_embedder", "umap_embedder", "k", "data_root", "scheduler", "dask_address", "store", "model",
-            "training", "metrics", "neighbourhood_sample"}
+            "training", "metrics", "neighbourhood_sample", "max_disk"}
 MODEL_KEYS = {"factory", "transform", "checkpoint", "layers"}
 
 
@@ -86,6 +86,8 @@ class RunSettings:
     metrics: tuple[str, ...] = ("separation", "recall", "silhouette", "cka")
     #: Query points of the neighbourhood measures' estimate; None: exact, every point.
     neighbourhood_sample: int | None = None
+    #: The most bytes the finished run folder may take (``engine.plan``); None: the free space alone.
+    max_disk: int | None = None
 
     @property
     def spaces(self) -> tuple[str, ...]:
@@ -225,7 +227,8 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
                  umap_embedder: str | None = None, k: int | None = None,
                  data_root: str | os.PathLike | None = None, scheduler: str | None = None,
                  dask_address: str | None = None, store: str | os.PathLike | None = None,
-                 metrics=None, neighbourhood_sample: int | None = None) -> RunSettings:
+                 metrics=None, neighbourhood_sample: int | None = None,
+                 max_disk: int | str | None = None) -> RunSettings:
     """Validate every option and resolve the run file or preset, before anything is made.
 
     Options given here override the run file's (None: the file's, else the default); a
@@ -294,6 +297,7 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
     dask_address, store = option(dask_address, "dask_address", None), option(store, "store", None)
     data_root, representations = option(data_root, "data_root", None), option(representations, "representations", None)
     metrics, neighbourhood_sample = option(metrics, "metrics", None), option(neighbourhood_sample, "neighbourhood_sample", None)
+    max_disk = option(max_disk, "max_disk", None)
     if model is None:
         model = base.get("model")
     if base.get("preset"):
@@ -375,13 +379,17 @@ def from_options(*, out: str | os.PathLike, preset: str | None = None, run_file:
                                              or not isinstance(neighbourhood_sample, int) or neighbourhood_sample < 2):
         problems.append(f"--neighbourhood-sample must be a whole number of query points >= 2 (or left out: exact); "
                         f"got {neighbourhood_sample!r}")
+    if max_disk is not None:
+        from .plan import parse_size
+
+        max_disk = check(parse_size, max_disk)
     stop()
     return RunSettings(out=Path(out), model=model, datasets=names, sources=sources, preset=name, n=n,
                        methods=methods, seeds=seeds, recipe=recipe, backend=backend, space=space,
                        representations=reps, workers=workers, job_timeout=float(job_timeout),
                        tsne_embedder=tsne_embedder, umap_embedder=umap_embedder, k=k, data_root=None if data_root is None else Path(data_root),
                        scheduler=scheduler, dask_address=dask_address or None, store=store, metrics=families,
-                       neighbourhood_sample=neighbourhood_sample)
+                       neighbourhood_sample=neighbourhood_sample, max_disk=max_disk)
 
 
 #: The settings that decide a run's numbers: a command on a run folder that would change
@@ -391,7 +399,7 @@ DEFINING = ("preset", "sources", "n", "methods", "seeds", "backend", "space", "r
 #: The recorded settings a command on a run folder starts from (besides its run file).
 _CARRIED = ("n", "methods", "seeds", "backend", "space", "representations", "k", "tsne_embedder", "umap_embedder",
             "store", "workers", "job_timeout", "data_root", "scheduler", "dask_address", "metrics",
-            "neighbourhood_sample")
+            "neighbourhood_sample", "max_disk")
 
 
 def recorded_options(record: Mapping[str, Any]) -> dict:
@@ -402,6 +410,9 @@ def recorded_options(record: Mapping[str, Any]) -> dict:
     ------
     SettingsError
         Where the run was made in Python from a model object (no run file names it).
+    MissingDataError
+        Where a data set was given from memory (``repscope.engine.sources.from_memory``)
+        and this process does not hold it: only Python can give it again.
 
     Examples
     --------
@@ -409,7 +420,10 @@ def recorded_options(record: Mapping[str, Any]) -> dict:
     {'preset': 'smoke', 'datasets': ['mnist'], 'n': 1000, 'seeds': [42], 'k': 10}
     """
     from .presets import run_files
+    from .sources import require_at_hand
 
+    for spec in record.get("sources") or ():  # data given from memory: only Python can give it again
+        require_at_hand(spec)
     name = record.get("preset") or ""
     if name in run_files():
         options: dict = {"preset": name}

@@ -8,7 +8,8 @@ folders and are installed beneath it:
 * ``repscope.engine``: the order of work (data, training, extraction, embedding, evaluation, report).
 
 For a notebook the entry points are :func:`analyze` (a whole run on a model and data
-of your own), :class:`Run` (a run folder's results), :func:`separation_metrics` (the
+of your own), :func:`plan` (what such a run would store, and the disk it needs, before
+any work), :class:`Run` (a run folder's results), :func:`separation_metrics` (the
 study's metrics of any points) and the measures beyond them: :func:`neighbourhood_scores`
 (trustworthiness, continuity, recall of an embedding), :func:`silhouette_score`,
 :func:`linear_cka` and :func:`cka_matrix`, :func:`linear_probe`.
@@ -28,13 +29,13 @@ __version__ = "0.2.0"
 
 #: The measures of any arrays, from ``repscope.kernels``.
 _KERNELS = ("separation_metrics", "neighbourhood_scores", "silhouette_score", "linear_cka", "cka_matrix", "linear_probe")
-__all__ = ["__version__", "Run", "analyze", *_KERNELS]
+__all__ = ["__version__", "Run", "analyze", "plan", *_KERNELS]
 
 
 def __getattr__(name: str):
     """The entry points, imported when first used: a command that needs neither PyTorch nor
     the kernels (``repscope --version``, ``verify``, ``report``) starts without them."""
-    if name in ("Run", "analyze"):
+    if name in ("Run", "analyze", "plan"):
         from .engine import api
 
         return getattr(api, name)
