@@ -108,7 +108,8 @@ def reference(x: np.ndarray, solver: str) -> dict:
     started = time.perf_counter()
     pca = PCA(COMPONENTS, svd_solver=solver, random_state=0).fit(x)
     return {"library": f"scikit-learn PCA(svd_solver={pca._fit_svd_solver!r})",
-            "seconds": round(time.perf_counter() - started, 2), "explained": float(np.sum(pca.explained_variance_ratio_))}
+            "seconds": round(time.perf_counter() - started, 2),
+            "explained": float(np.sum(pca.explained_variance_ratio_))}
 
 
 def same_bytes_on_other_threads(x: np.ndarray, result, threads: int) -> bool:
@@ -154,6 +155,7 @@ def main() -> None:
     from repscope.engine.threads import RUN_THREADS, pinned
     from repscope.kernels.pca import COVARIANCE_DIMS, sketch_size
 
+    started = time.perf_counter()
     source = provenance()
     images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (args.n, 1, SIDE, SIDE), dtype=np.uint8))
     images = images.float() / 255
@@ -165,7 +167,8 @@ def main() -> None:
             print(f"network {seed}: {x.shape[0]} x {x.shape[1]} float32", flush=True)
             old, projection = old_path(x)
             old["captured"] = captured(projection, total)
-            print(f"  old  {old['seconds']:7.1f} s (fit {old['fit_s']} s), explained {old['explained']:.5f}", flush=True)
+            print(f"  old  {old['seconds']:7.1f} s (fit {old['fit_s']} s), explained {old['explained']:.5f}",
+                  flush=True)
             new = []
             for passes in args.passes:
                 row, projection, result = new_path(x, passes)
@@ -210,6 +213,7 @@ def main() -> None:
         "new_same_bytes_on_1_and_2_threads": same,
         "torch_matmul_differs_between_1_and_2_threads": matmul_varies,
         "summary": summary,
+        "script_seconds": round(time.perf_counter() - started, 1),
         "networks": networks,
         "provenance": source,
         "machine": machine(),

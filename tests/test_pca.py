@@ -293,6 +293,8 @@ def test_project_writes_float32_block_by_block():
     assert project(lambda: (torch.from_numpy(x[a:a + 7]) for a in range(0, 90, 7)), fit, out=out) is out
     np.testing.assert_array_equal(out, y)
     assert project(lambda: [], fit).shape == (0, 4)
+    with pytest.raises(InputError, match="^block 1 has 11 columns and the fit 12$"):
+        project(lambda: [x, x[:, 1:]], fit)
 
 
 @pytest.mark.parametrize("n, d, k, message", [
@@ -323,8 +325,10 @@ def test_fit_pca_bad_counts(arguments, message):
 @pytest.mark.parametrize("blocks, message", [
     ([np.ones((3, 2)), np.array([[1.0, np.nan], [np.nan, 0.0]])], "^block 1 holds 2 NaN and 0 infinite values"),
     ([np.array([[np.inf, 1.0]])], "^block 0 holds 0 NaN and 1 infinite values; remove or replace them$"),
+    ([np.array([[0.0, 1.0], [1e200, 1.0]])], "^block 0 holds values too large to square in float64; scale them down$"),
     ([np.ones(3)], r"^blocks must be 2-D \(rows, d\); block 0 has shape \(3,\)$"),
-    ([np.ones((2, 3)), np.ones((2, 4))], "^block 1 has 4 columns and the first 3; every block must have the same width$"),
+    ([np.ones((2, 3)), np.ones((2, 4))],
+     "^block 1 has 4 columns and the first 3; every block must have the same width$"),
     ([np.array([["a", "b"]])], "^blocks must hold numbers; block 0 holds <U1$"),
     ([np.ones((2, 2), complex)], "^blocks must hold numbers"),
 ])
@@ -337,7 +341,7 @@ def test_fit_pca_bad_blocks(blocks, message, covariance_dims):
 def test_blocks_that_change_between_passes():
     x = np.random.default_rng(13).normal(size=(30, 6))
     given = iter([[x], [x[:20]]])
-    with pytest.raises(InputError, match="^blocks\\(\\) gave 20 rows on pass 2 and 30 on pass 1; it must give the same"):
+    with pytest.raises(InputError, match=r"^blocks\(\) gave 20 rows on pass 2 and 30 on pass 1; it must give the"):
         fit_pca(lambda: next(given), 2, covariance_dims=3, passes=2)
     bad = x.copy()
     bad[4, 2] = np.nan
